@@ -1,0 +1,49 @@
+"""What every ledger aggregate and event shares: metadata and time as an input."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from eventsourcing.domain import Aggregate
+
+from domain.errors import InvalidInput, TimeWentBackwards
+
+
+class LedgerAggregate(Aggregate):
+    """An aggregate whose event timestamps are the commands' effective times.
+
+    Nothing here reads the clock: `at` comes with every command, and an event may not
+    take effect before the aggregate's last one.
+    """
+
+    class Event(Aggregate.Event):
+        meta: dict[str, Any]
+
+        def apply(self, aggregate: Any) -> None:
+            """Most events only record a fact; those that change state override this."""
+
+    def emit(self, event_class: type[Aggregate.Event], at: datetime, meta: dict, **fields: Any):
+        self.check_time(at)
+        self.trigger_event(event_class, timestamp=at, meta=meta, **fields)
+
+    def check_time(self, at: datetime) -> None:
+        check_aware(at)
+        if at < self.modified_on:
+            raise TimeWentBackwards(
+                f"effective time {iso(at)} is before this record's last change at "
+                f"{iso(self.modified_on)}"
+            )
+
+
+def check_aware(at: datetime) -> None:
+    if not isinstance(at, datetime) or at.tzinfo is None:
+        raise InvalidInput("times must be timezone-aware (UTC)")
+
+
+def iso(at: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z, the one spelling of time the ledger prints."""
+    if at is None:
+        return None
+    text = at.astimezone(UTC).isoformat()
+    return text.replace("+00:00", "Z")

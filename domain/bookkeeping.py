@@ -1,0 +1,140 @@
+"""The ledger's own books: coupons, tax rates, gapless invoice numbers, command receipts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from domain.base import LedgerAggregate
+from domain.errors import InvalidInput
+from domain.invoicing import Coupon as CouponTerms
+
+
+class Coupon(LedgerAggregate):
+    class Defined(LedgerAggregate.Created, LedgerAggregate.Event):
+        terms: dict[str, Any]
+
+        def apply(self, coupon: Coupon) -> None:
+            coupon.terms = CouponTerms.from_dict(self.terms)
+
+    @classmethod
+    def define(cls, *, id: UUID, terms: CouponTerms, at: datetime, meta: dict) -> Coupon:
+        return cls._create(cls.Defined, id=id, timestamp=at, meta=meta, terms=terms.to_dict())
+
+
+class TaxRate(LedgerAggregate):
+    """One country's tax rate, in parts per million; a change is a new event, never an edit."""
+
+    class Set(LedgerAggregate.Created, LedgerAggregate.Event):
+        country: str
+        rate_ppm: int
+
+        def apply(self, tax: TaxRate) -> None:
+            tax.country = self.country
+            tax.rate_ppm = self.rate_ppm
+
+    class Changed(LedgerAggregate.Event):
+        rate_ppm: int
+
+        def apply(self, tax: TaxRate) -> None:
+            tax.rate_ppm = self.rate_ppm
+
+    @staticmethod
+    def check_rate(rate_ppm: int) -> None:
+        if not isinstance(rate_ppm, int) or not 0 <= rate_ppm <= 1_000_000:
+            raise InvalidInput("a tax rate is between 0% and 100%")
+
+    @classmethod
+    def set(cls, *, id: UUID, country: str, rate_ppm: int, at: datetime, meta: dict) -> TaxRate:
+        cls.check_rate(rate_ppm)
+        return cls._create(
+            cls.Set, id=id, timestamp=at, meta=meta, country=country, rate_ppm=rate_ppm
+        )
+
+    def change(self, rate_ppm: int, at: datetime, meta: dict) -> None:
+        self.check_rate(rate_ppm)
+        self.emit(self.Changed, at, meta, rate_ppm=rate_ppm)
+
+
+class InvoiceSequence(LedgerAggregate):
+    """Gapless invoice numbers: numbers are taken in the transaction that uses them.
+
+    A batch takes several numbers and records one `NumbersAllocated`; if the transaction
+    fails, nothing was taken, so the retry reuses them — no gaps, no doubles.
+    """
+
+    class Started(LedgerAggregate.Created, LedgerAggregate.Event):
+        def apply(self, seq: InvoiceSequence) -> None:
+            seq.last = 0
+            seq.taken = 0
+
+    class NumbersAllocated(LedgerAggregate.Event):
+        first: int
+        last: int
+
+        def apply(self, seq: InvoiceSequence) -> None:
+            seq.last = self.last
+            seq.taken = self.last
+
+    @classmethod
+    def start(cls, *, id: UUID, at: datetime, meta: dict) -> InvoiceSequence:
+        return cls._create(cls.Started, id=id, timestamp=at, meta=meta)
+
+    def take(self) -> str:
+        self.taken += 1
+        return format_invoice_number(self.taken)
+
+    def record_allocations(self, at: datetime, meta: dict) -> None:
+        if self.taken > self.last:
+            at = max(at, self.modified_on)
+            self.emit(self.NumbersAllocated, at, meta, first=self.last + 1, last=self.taken)
+
+
+def format_invoice_number(n: int) -> str:
+    return f"INV-{n:06d}"
+
+
+def parse_invoice_number(number: str) -> int:
+    if not number.startswith("INV-") or not number[4:].isdigit():
+        raise InvalidInput(f"'{number}' is not an invoice number (INV-000001)")
+    return int(number[4:])
+
+
+class CommandReceipt(LedgerAggregate):
+    """Proof a command was applied, so the same command id has no second effect."""
+
+    class Applied(LedgerAggregate.Created, LedgerAggregate.Event):
+        command: str
+        outcome: dict[str, Any]
+
+        def apply(self, receipt: CommandReceipt) -> None:
+            receipt.command = self.command
+            receipt.outcome = dict(self.outcome)
+
+    @classmethod
+    def record(
+        cls, *, id: UUID, command: str, outcome: dict[str, Any], at: datetime, meta: dict
+    ) -> CommandReceipt:
+        return cls._create(
+            cls.Applied, id=id, timestamp=at, meta=meta, command=command, outcome=outcome
+        )
+
+
+class LedgerClock(LedgerAggregate):
+    """The ledger's own notion of now: how far `clock advance` has run the schedule."""
+
+    class Started(LedgerAggregate.Created, LedgerAggregate.Event):
+        def apply(self, clock: LedgerClock) -> None:
+            clock.now = self.timestamp
+
+    class Advanced(LedgerAggregate.Event):
+        def apply(self, clock: LedgerClock) -> None:
+            clock.now = self.timestamp
+
+    @classmethod
+    def start(cls, *, id: UUID, at: datetime, meta: dict) -> LedgerClock:
+        return cls._create(cls.Started, id=id, timestamp=at, meta=meta)
+
+    def advance(self, to: datetime, meta: dict) -> None:
+        self.emit(self.Advanced, to, meta)

@@ -1,0 +1,95 @@
+"""Customers: their personal data is only ever stored encrypted with their own key."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from domain.base import LedgerAggregate
+from domain.errors import CustomerErased, InvalidInput
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+COUNTRY = re.compile(r"^[A-Z]{2}$")
+TOKEN = re.compile(r"^[A-Za-z0-9_\-]{3,255}$")
+
+
+def check_profile(
+    *, name: str | None, email: str | None, country: str | None, payment_token: str | None
+) -> None:
+    if name is not None and not name.strip():
+        raise InvalidInput("a customer needs a name")
+    if email is not None and not EMAIL.match(email):
+        raise InvalidInput(f"'{email}' is not an email address")
+    if country is not None and not COUNTRY.match(country):
+        raise InvalidInput("country must be an ISO 3166 alpha-2 code such as US or GB")
+    if payment_token is not None and not TOKEN.match(payment_token):
+        raise InvalidInput("payment token must be a gateway token such as tok_visa")
+
+
+class Customer(LedgerAggregate):
+    """A customer; `personal` is ciphertext (name, email, payment token, preferences)."""
+
+    class Registered(LedgerAggregate.Created, LedgerAggregate.Event):
+        customer_id: str
+        country: str
+        personal: str
+
+        def apply(self, customer: Customer) -> None:
+            customer.customer_id = self.customer_id
+            customer.country = self.country
+            customer.personal = self.personal
+            customer.erased = False
+
+    class Updated(LedgerAggregate.Event):
+        country: str
+        personal: str
+
+        def apply(self, customer: Customer) -> None:
+            customer.country = self.country
+            customer.personal = self.personal
+
+    class Erased(LedgerAggregate.Event):
+        def apply(self, customer: Customer) -> None:
+            customer.erased = True
+            customer.personal = ""
+
+    @classmethod
+    def register(
+        cls, *, id: UUID, customer_id: str, country: str, personal: str, at: datetime, meta: dict
+    ) -> Customer:
+        if not customer_id:
+            raise InvalidInput("a customer needs an id")
+        return cls._create(
+            cls.Registered,
+            id=id,
+            timestamp=at,
+            meta=meta,
+            customer_id=customer_id,
+            country=country,
+            personal=personal,
+        )
+
+    def check_not_erased(self) -> None:
+        if self.erased:
+            raise CustomerErased(f"customer '{self.customer_id}' has been erased")
+
+    def update(self, *, country: str, personal: str, at: datetime, meta: dict) -> None:
+        self.check_not_erased()
+        self.emit(self.Updated, at, meta, country=country, personal=personal)
+
+    def erase(self, at: datetime, meta: dict) -> None:
+        self.check_not_erased()
+        self.emit(self.Erased, at, meta)
+
+
+def personal_fields(
+    name: str, email: str, payment_token: str, preferences: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "email": email,
+        "payment_token": payment_token,
+        "preferences": dict(preferences),
+    }
