@@ -1,0 +1,200 @@
+"""The composition root: configuration from the environment, and the parts wired together.
+
+Nothing connects at import time; `Runtime.open(config)` does, and `close()` lets go.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from domain.dunning import DunningSchedule
+from domain.ledger import Ledger, LedgerSettings
+from domain.vault import SQLiteKeyStore, Vault
+from projections.base import Projection
+from projections.billing import BillingProjection, BillingSchedule
+from projections.db import ReadDB
+from projections.metrics import MetricsProjection
+
+
+def projections() -> list[Projection]:
+    return [BillingProjection(), MetricsProjection()]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting, from SUBLEDGER_* environment variables (CLI options override)."""
+
+    data_dir: Path = Path(".subledger")
+    event_store: str | None = None
+    read_db: str | None = None
+    kafka_bootstrap: str | None = None
+    commands_topic: str = "subledger.commands"
+    events_topic: str = "subledger.events"
+    rejected_topic: str = "subledger.commands.rejected"
+    group_prefix: str = "subledger"
+    reminder_days: int = 7
+    remind_all_plans: bool = False
+    dunning: str = "1,3,5,7"
+    actor: str = field(default_factory=lambda: os.environ.get("USER", "cli"))
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {
+            "data_dir": Path(env.get("SUBLEDGER_DATA_DIR", ".subledger")),
+            "event_store": env.get("SUBLEDGER_EVENT_STORE") or None,
+            "read_db": env.get("SUBLEDGER_READ_DB") or None,
+            "kafka_bootstrap": env.get("SUBLEDGER_KAFKA_BOOTSTRAP") or None,
+            "commands_topic": env.get("SUBLEDGER_COMMANDS_TOPIC", "subledger.commands"),
+            "events_topic": env.get("SUBLEDGER_EVENTS_TOPIC", "subledger.events"),
+            "rejected_topic": env.get("SUBLEDGER_REJECTED_TOPIC", "subledger.commands.rejected"),
+            "group_prefix": env.get("SUBLEDGER_GROUP_PREFIX", "subledger"),
+            "reminder_days": int(env.get("SUBLEDGER_REMINDER_DAYS", "7")),
+            "remind_all_plans": env.get("SUBLEDGER_REMIND_ALL_PLANS", "") in ("1", "true", "y"),
+            "dunning": env.get("SUBLEDGER_DUNNING", "1,3,5,7"),
+            "actor": env.get("SUBLEDGER_ACTOR") or env.get("USER") or "cli",
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_overrides(self, **overrides: Any) -> Config:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    @property
+    def embedded(self) -> bool:
+        return self.event_store is None
+
+    def settings(self) -> LedgerSettings:
+        return LedgerSettings(
+            dunning=DunningSchedule.parse(self.dunning),
+            reminder_days=self.reminder_days,
+            remind_all_plans=self.remind_all_plans,
+        )
+
+    def ledger_env(self) -> dict[str, str]:
+        """eventsourcing's own settings for the event store this config names."""
+        env = {"AGGREGATE_CACHE_MAXSIZE": "5000", "DEEPCOPY_FROM_AGGREGATE_CACHE": "y"}
+        if self.event_store is None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            env.update(
+                PERSISTENCE_MODULE="eventsourcing.sqlite",
+                SQLITE_DBNAME=str(self.data_dir / "events.sqlite"),
+                SQLITE_LOCK_TIMEOUT="30",
+            )
+            return env
+        url = urlparse(self.event_store)
+        if url.scheme not in ("postgresql", "postgres"):
+            raise ValueError(
+                f"SUBLEDGER_EVENT_STORE must be a postgresql:// URL, not '{url.scheme}://'"
+            )
+        env.update(
+            PERSISTENCE_MODULE="eventsourcing.postgres",
+            POSTGRES_DBNAME=url.path.lstrip("/"),
+            POSTGRES_HOST=url.hostname or "127.0.0.1",
+            POSTGRES_PORT=str(url.port or 5432),
+            POSTGRES_USER=unquote(url.username or ""),
+            POSTGRES_PASSWORD=unquote(url.password or ""),
+            CREATE_TABLE="y",
+        )
+        return env
+
+    def read_db_url(self) -> str:
+        if self.read_db:
+            return self.read_db
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{self.data_dir / 'read.sqlite'}"
+
+
+class PostgresKeyStore:
+    """Customer keys in their own table of the event-store database, never in the events."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg2
+
+        self._lock = threading.Lock()
+        self._conn = psycopg2.connect(url)
+        self._conn.autocommit = True
+        with self._conn.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS subledger_customer_keys ("
+                "customer_id TEXT PRIMARY KEY, key TEXT NOT NULL)"
+            )
+
+    def get(self, customer_id: str) -> str | None:
+        with self._lock, self._conn.cursor() as cur:
+            cur.execute(
+                "SELECT key FROM subledger_customer_keys WHERE customer_id = %s", (customer_id,)
+            )
+            row = cur.fetchone()
+        return row[0] if row else None
+
+    def put_new(self, customer_id: str, key: str) -> str:
+        with self._lock, self._conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO subledger_customer_keys (customer_id, key) VALUES (%s, %s)"
+                " ON CONFLICT (customer_id) DO NOTHING",
+                (customer_id, key),
+            )
+            cur.execute(
+                "SELECT key FROM subledger_customer_keys WHERE customer_id = %s", (customer_id,)
+            )
+            return cur.fetchone()[0]
+
+    def delete(self, customer_id: str) -> bool:
+        with self._lock, self._conn.cursor() as cur:
+            cur.execute(
+                "DELETE FROM subledger_customer_keys WHERE customer_id = %s", (customer_id,)
+            )
+            return cur.rowcount > 0
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class Runtime:
+    """A ledger, its read-model database and the in-process projection feeder."""
+
+    def __init__(self, config: Config) -> None:
+        from consumers.embedded import LogFeeder
+
+        self.config = config
+        if config.embedded:
+            config.data_dir.mkdir(parents=True, exist_ok=True)
+            self.keys: Any = SQLiteKeyStore(str(config.data_dir / "keys.sqlite"))
+        else:
+            assert config.event_store is not None
+            self.keys = PostgresKeyStore(config.event_store)
+        self.db = ReadDB(config.read_db_url())
+        self.projections = projections()
+        for projection in self.projections:
+            projection.create(self.db)
+        self.schedule = BillingSchedule(self.db, lead_days=max(config.reminder_days, 0))
+        self.ledger = Ledger(
+            config.ledger_env(),
+            vault=Vault(self.keys),
+            schedule=self.schedule,
+            settings=config.settings(),
+        )
+        self.feeder = LogFeeder(self.ledger, self.db, self.projections)
+        if config.embedded or not config.kafka_bootstrap:
+            # embedded: every answer comes with the read models caught up
+            self.schedule.catch_up = self.feeder.catch_up
+
+    def catch_up(self, progress=None) -> int:
+        return self.feeder.catch_up(progress)
+
+    def close(self) -> None:
+        self.ledger.close()
+        self.db.close()
+        self.keys.close()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,66 @@
+"""A projection applies event records to its own tables, in the transaction it is given."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from projections.db import ReadDB
+from schemas.records import EventRecord
+
+POSITIONS_DDL = (
+    "CREATE TABLE IF NOT EXISTS projection_positions ("
+    " projection TEXT NOT NULL, source TEXT NOT NULL, position BIGINT NOT NULL,"
+    " PRIMARY KEY (projection, source))"
+)
+
+
+def ts(at: datetime | None) -> str | None:
+    """Stored times: ISO 8601 UTC to the second, so they sort as text in SQLite and PG."""
+    if at is None:
+        return None
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(
+        value, sort_keys=True, default=lambda v: ts(v) if isinstance(v, datetime) else str(v)
+    )
+
+
+class Projection:
+    """Subclasses name their tables and define `on_<Aggregate>_<Event>(db, record)`."""
+
+    name: ClassVar[str]
+    tables: ClassVar[dict[str, str]]  # table name -> CREATE TABLE statement
+
+    def create(self, db: ReadDB) -> None:
+        db.script([*self.tables.values(), POSITIONS_DDL])
+
+    def drop(self, db: ReadDB) -> None:
+        with db.transaction():
+            for table in self.tables:
+                db.execute(f"DROP TABLE IF EXISTS {table}")
+            db.execute(POSITIONS_DDL)
+            db.execute("DELETE FROM projection_positions WHERE projection = ?", (self.name,))
+
+    def apply(self, db: ReadDB, record: EventRecord) -> None:
+        handler = getattr(self, f"on_{record.aggregate_type}_{record.type}", None)
+        if handler is not None:
+            handler(db, record)
+
+
+def get_positions(db: ReadDB, projection: str) -> dict[str, int]:
+    rows = db.query(
+        "SELECT source, position FROM projection_positions WHERE projection = ?", (projection,)
+    )
+    return {row["source"]: int(row["position"]) for row in rows}
+
+
+def set_position(db: ReadDB, projection: str, source: str, position: int) -> None:
+    db.execute(
+        "INSERT INTO projection_positions (projection, source, position) VALUES (?, ?, ?)"
+        " ON CONFLICT (projection, source) DO UPDATE SET position = excluded.position",
+        (projection, source, position),
+    )

@@ -1,0 +1,340 @@
+"""Billing read model: plans, subscriptions, invoices with their lines, payments, balances."""
+
+from __future__ import annotations
+
+from projections.base import Projection, dumps, ts
+from projections.db import ReadDB
+from schemas.records import EventRecord
+
+LIVE = ("trialing", "active", "past_due")
+
+
+class BillingProjection(Projection):
+    name = "billing"
+    tables = {
+        "plans": """CREATE TABLE IF NOT EXISTS plans (
+            plan_id TEXT PRIMARY KEY, aggregate_id TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
+            currency TEXT NOT NULL,
+            pricing TEXT NOT NULL, interval_unit TEXT NOT NULL, interval_count INTEGER NOT NULL,
+            trial_days INTEGER NOT NULL, features TEXT NOT NULL, price_version INTEGER NOT NULL,
+            retired INTEGER NOT NULL DEFAULT 0, defined_at TEXT NOT NULL)""",
+        "customers": """CREATE TABLE IF NOT EXISTS customers (
+            customer_id TEXT PRIMARY KEY, aggregate_id TEXT NOT NULL UNIQUE,
+            country TEXT NOT NULL, registered_at TEXT NOT NULL,
+            erased INTEGER NOT NULL DEFAULT 0)""",
+        "subscriptions": """CREATE TABLE IF NOT EXISTS subscriptions (
+            subscription_id TEXT PRIMARY KEY, aggregate_id TEXT NOT NULL UNIQUE,
+            customer_id TEXT NOT NULL, plan_id TEXT NOT NULL, plan_version INTEGER NOT NULL,
+            status TEXT NOT NULL, quantity INTEGER NOT NULL, currency TEXT NOT NULL,
+            mrr BIGINT NOT NULL, current_period_start TEXT NOT NULL,
+            current_period_end TEXT NOT NULL, trial_end TEXT,
+            cancel_at_period_end INTEGER NOT NULL DEFAULT 0, canceled_at TEXT,
+            churn_kind TEXT, churn_reason TEXT, credit_balance BIGINT NOT NULL DEFAULT 0,
+            next_retry_at TEXT, next_check_at TEXT, created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL)""",
+        "invoices": """CREATE TABLE IF NOT EXISTS invoices (
+            number TEXT PRIMARY KEY, subscription_id TEXT NOT NULL, customer_id TEXT NOT NULL,
+            currency TEXT NOT NULL, reason TEXT NOT NULL, issued_at TEXT NOT NULL,
+            period_start TEXT NOT NULL, period_end TEXT NOT NULL, subtotal BIGINT NOT NULL,
+            tax BIGINT NOT NULL, total BIGINT NOT NULL, credit_applied BIGINT NOT NULL,
+            amount_due BIGINT NOT NULL, amount_paid BIGINT NOT NULL DEFAULT 0,
+            status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_retry_at TEXT,
+            paid_at TEXT)""",
+        "invoice_lines": """CREATE TABLE IF NOT EXISTS invoice_lines (
+            number TEXT NOT NULL, line_no INTEGER NOT NULL, kind TEXT NOT NULL,
+            description TEXT NOT NULL, amount BIGINT NOT NULL, period_start TEXT,
+            period_end TEXT, PRIMARY KEY (number, line_no))""",
+        "payments": """CREATE TABLE IF NOT EXISTS payments (
+            event_id TEXT PRIMARY KEY, number TEXT NOT NULL, subscription_id TEXT NOT NULL,
+            customer_id TEXT NOT NULL, currency TEXT NOT NULL, amount BIGINT NOT NULL,
+            at TEXT NOT NULL, outcome TEXT NOT NULL, attempt INTEGER NOT NULL,
+            reason TEXT, reference TEXT)""",
+    }
+
+    # ---- catalog and customers ---------------------------------------------------------
+
+    def on_Plan_Defined(self, db: ReadDB, r: EventRecord) -> None:
+        d = r.data
+        db.execute(
+            "INSERT INTO plans (plan_id, aggregate_id, name, currency, pricing, interval_unit,"
+            " interval_count, trial_days, features, price_version, defined_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+            (
+                d["plan_id"],
+                r.aggregate_id,
+                d["name"],
+                d["currency"],
+                dumps(d["pricing"]),
+                d["interval"]["unit"],
+                d["interval"]["count"],
+                d["trial_days"],
+                dumps(list(d["features"])),
+                ts(r.at),
+            ),
+        )
+
+    def on_Plan_PriceChanged(self, db: ReadDB, r: EventRecord) -> None:
+        db.execute(
+            "UPDATE plans SET pricing = ?, price_version = ? WHERE aggregate_id = ?",
+            (dumps(r.data["pricing"]), r.data["price_version"], r.aggregate_id),
+        )
+
+    def on_Plan_Retired(self, db: ReadDB, r: EventRecord) -> None:
+        db.execute("UPDATE plans SET retired = 1 WHERE aggregate_id = ?", (r.aggregate_id,))
+
+    def on_Customer_Registered(self, db: ReadDB, r: EventRecord) -> None:
+        db.execute(
+            "INSERT INTO customers (customer_id, aggregate_id, country, registered_at)"
+            " VALUES (?, ?, ?, ?)",
+            (r.data["customer_id"], r.aggregate_id, r.data["country"], ts(r.at)),
+        )
+
+    def on_Customer_Updated(self, db: ReadDB, r: EventRecord) -> None:
+        db.execute(
+            "UPDATE customers SET country = ? WHERE aggregate_id = ?",
+            (r.data["country"], r.aggregate_id),
+        )
+
+    def on_Customer_Erased(self, db: ReadDB, r: EventRecord) -> None:
+        db.execute("UPDATE customers SET erased = 1 WHERE aggregate_id = ?", (r.aggregate_id,))
+
+    # ---- subscriptions ------------------------------------------------------------------
+
+    def apply(self, db: ReadDB, record: EventRecord) -> None:
+        super().apply(db, record)
+        if record.aggregate_type == "Subscription":
+            db.execute(
+                "UPDATE subscriptions SET status = ?, mrr = ?, updated_at = ?,"
+                " next_check_at = CASE WHEN ? IN ('trialing', 'active', 'past_due') THEN"
+                "  CASE WHEN next_retry_at IS NOT NULL AND next_retry_at < current_period_end"
+                "  THEN next_retry_at ELSE current_period_end END ELSE NULL END"
+                " WHERE aggregate_id = ?",
+                (
+                    record.data["status"],
+                    record.data["mrr"],
+                    ts(record.at),
+                    record.data["status"],
+                    record.aggregate_id,
+                ),
+            )
+
+    def _sub(self, db: ReadDB, r: EventRecord) -> dict:
+        rows = db.query(
+            "SELECT subscription_id, customer_id, currency FROM subscriptions"
+            " WHERE aggregate_id = ?",
+            (r.aggregate_id,),
+        )
+        return rows[0]
+
+    def _period(self, db: ReadDB, r: EventRecord, extra: str = "", params: tuple = ()) -> None:
+        db.execute(
+            "UPDATE subscriptions SET current_period_start = ?, current_period_end = ?"
+            f"{extra} WHERE aggregate_id = ?",
+            (ts(r.data["period_start"]), ts(r.data["period_end"]), *params, r.aggregate_id),
+        )
+
+    def on_Subscription_Subscribed(self, db: ReadDB, r: EventRecord) -> None:
+        d = r.data
+        db.execute(
+            "INSERT INTO subscriptions (subscription_id, aggregate_id, customer_id, plan_id,"
+            " plan_version, status, quantity, currency, mrr, current_period_start,"
+            " current_period_end, trial_end, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                d["subscription_id"],
+                r.aggregate_id,
+                d["customer_id"],
+                d["plan_id"],
+                d["plan_version"],
+                d["status"],
+                d["quantity"],
+                d["currency"],
+                d["mrr"],
+                ts(d["period_start"]),
+                ts(d["period_end"]),
+                ts(d["trial_end"]),
+                ts(r.at),
+                ts(r.at),
+            ),
+        )
+
+    def on_Subscription_TrialConverted(self, db: ReadDB, r: EventRecord) -> None:
+        self._period(db, r)
+
+    def on_Subscription_Resumed(self, db: ReadDB, r: EventRecord) -> None:
+        self._period(db, r)
+
+    def on_Subscription_Renewed(self, db: ReadDB, r: EventRecord) -> None:
+        self._period(db, r, ", plan_version = ?", (r.data["plan_version"],))
+
+    def on_Subscription_PlanChanged(self, db: ReadDB, r: EventRecord) -> None:
+        self._period(
+            db,
+            r,
+            ", plan_id = ?, plan_version = ?, quantity = ?",
+            (r.data["plan_id"], r.data["plan_version"], r.data["quantity"]),
+        )
+
+    def on_Subscription_QuantityChanged(self, db: ReadDB, r: EventRecord) -> None:
+        db.execute(
+            "UPDATE subscriptions SET quantity = ? WHERE aggregate_id = ?",
+            (r.data["quantity"], r.aggregate_id),
+        )
+
+    def on_Subscription_CancellationScheduled(self, db: ReadDB, r: EventRecord) -> None:
+        db.execute(
+            "UPDATE subscriptions SET cancel_at_period_end = 1 WHERE aggregate_id = ?",
+            (r.aggregate_id,),
+        )
+
+    def on_Subscription_Reactivated(self, db: ReadDB, r: EventRecord) -> None:
+        self._period(
+            db,
+            r,
+            ", plan_version = ?, cancel_at_period_end = 0, canceled_at = NULL,"
+            " churn_kind = NULL, churn_reason = NULL",
+            (r.data["plan_version"],),
+        )
+
+    def on_Subscription_Churned(self, db: ReadDB, r: EventRecord) -> None:
+        sub = self._sub(db, r)
+        db.execute(
+            "UPDATE subscriptions SET canceled_at = ?, churn_kind = ?, churn_reason = ?,"
+            " cancel_at_period_end = 0, next_retry_at = NULL WHERE aggregate_id = ?",
+            (ts(r.at), r.data["kind"], r.data["reason"], r.aggregate_id),
+        )
+        for number in r.data["written_off"]:
+            db.execute(
+                "UPDATE invoices SET status = 'uncollectible', next_retry_at = NULL"
+                " WHERE number = ? AND subscription_id = ?",
+                (number, sub["subscription_id"]),
+            )
+
+    # ---- invoices and payments ----------------------------------------------------------
+
+    def on_Subscription_Invoiced(self, db: ReadDB, r: EventRecord) -> None:
+        d, sub = r.data, self._sub(db, r)
+        db.execute(
+            "INSERT INTO invoices (number, subscription_id, customer_id, currency, reason,"
+            " issued_at, period_start, period_end, subtotal, tax, total, credit_applied,"
+            " amount_due, status, paid_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                d["number"],
+                sub["subscription_id"],
+                sub["customer_id"],
+                sub["currency"],
+                d["reason"],
+                ts(r.at),
+                ts(d["period_start"]),
+                ts(d["period_end"]),
+                d["subtotal"],
+                d["tax"],
+                d["total"],
+                d["credit_applied"],
+                d["amount_due"],
+                "open" if d["amount_due"] > 0 else "paid",
+                None if d["amount_due"] > 0 else ts(r.at),
+            ),
+        )
+        db.executemany(
+            "INSERT INTO invoice_lines (number, line_no, kind, description, amount,"
+            " period_start, period_end) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    d["number"],
+                    i,
+                    ln["kind"],
+                    ln["description"],
+                    ln["amount"],
+                    ts(ln["period_start"]),
+                    ts(ln["period_end"]),
+                )
+                for i, ln in enumerate(d["lines"], 1)
+            ],
+        )
+        db.execute(
+            "UPDATE subscriptions SET credit_balance = ? WHERE aggregate_id = ?",
+            (d["credit_balance_after"], r.aggregate_id),
+        )
+
+    def _payment(self, db: ReadDB, r: EventRecord, outcome: str) -> dict:
+        d, sub = r.data, self._sub(db, r)
+        db.execute(
+            "INSERT INTO payments (event_id, number, subscription_id, customer_id, currency,"
+            " amount, at, outcome, attempt, reason, reference)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                r.event_id,
+                d["number"],
+                sub["subscription_id"],
+                sub["customer_id"],
+                sub["currency"],
+                d["amount"],
+                ts(r.at),
+                outcome,
+                d["attempt"],
+                d.get("reason"),
+                d.get("reference"),
+            ),
+        )
+        return sub
+
+    def _next_retry(self, db: ReadDB, r: EventRecord, sub: dict) -> None:
+        db.execute(
+            "UPDATE subscriptions SET next_retry_at = (SELECT MIN(next_retry_at) FROM invoices"
+            " WHERE subscription_id = ? AND status = 'open') WHERE aggregate_id = ?",
+            (sub["subscription_id"], r.aggregate_id),
+        )
+
+    def on_Subscription_PaymentSucceeded(self, db: ReadDB, r: EventRecord) -> None:
+        sub = self._payment(db, r, "succeeded")
+        db.execute(
+            "UPDATE invoices SET status = 'paid', amount_paid = ?, paid_at = ?, attempts = ?,"
+            " next_retry_at = NULL WHERE number = ?",
+            (r.data["amount"], ts(r.at), r.data["attempt"], r.data["number"]),
+        )
+        self._next_retry(db, r, sub)
+
+    def on_Subscription_PaymentFailed(self, db: ReadDB, r: EventRecord) -> None:
+        sub = self._payment(db, r, "failed")
+        db.execute(
+            "UPDATE invoices SET attempts = ?, next_retry_at = ? WHERE number = ?",
+            (r.data["attempt"], ts(r.data["next_retry_at"]), r.data["number"]),
+        )
+        self._next_retry(db, r, sub)
+
+
+class BillingSchedule:
+    """The ledger's due-work hint, read from the billing model (the aggregate decides)."""
+
+    def __init__(self, db: ReadDB, catch_up=None, lead_days: int = 7) -> None:
+        self.db = db
+        self.catch_up = catch_up
+        self.lead_days = lead_days
+
+    def due_subscriptions(self, up_to):
+        from datetime import timedelta
+
+        from domain.identity import subscription_uuid
+
+        if self.catch_up:
+            self.catch_up()
+        horizon = ts(up_to + timedelta(days=self.lead_days))
+        rows = self.db.query(
+            "SELECT subscription_id FROM subscriptions WHERE next_check_at IS NOT NULL"
+            " AND next_check_at <= ? ORDER BY next_check_at",
+            (horizon,),
+        )
+        return [subscription_uuid(row["subscription_id"]) for row in rows]
+
+    def subscriptions_on_plan(self, plan_id: str):
+        from domain.identity import subscription_uuid
+
+        if self.catch_up:
+            self.catch_up()
+        rows = self.db.query(
+            "SELECT subscription_id FROM subscriptions WHERE plan_id = ?"
+            " AND status IN ('trialing', 'active', 'past_due')",
+            (plan_id,),
+        )
+        return [subscription_uuid(row["subscription_id"]) for row in rows]

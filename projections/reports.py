@@ -1,0 +1,331 @@
+"""Analysts' reports over the read models; every figure keyed by currency."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from domain.money import round_half_up
+from projections.base import ts
+from projections.db import ReadDB
+
+KINDS = ("new", "expansion", "contraction", "churn", "reactivation")
+
+
+def _rate(numerator: int, denominator: int) -> float | None:
+    """Ratios are the one place a float is right: they are not money."""
+    return round(numerator / denominator, 6) if denominator else None
+
+
+def mrr(db: ReadDB, at: datetime | None = None) -> dict[str, dict[str, Any]]:
+    until = ts(at) if at else "9999-12-31T23:59:59Z"
+    out: dict[str, dict[str, Any]] = {}
+    for row in db.query(
+        "SELECT currency, SUM(delta) AS mrr,"
+        " SUM(CASE WHEN mrr_after > 0 THEN 1 ELSE 0 END)"
+        "  - SUM(CASE WHEN mrr_before > 0 THEN 1 ELSE 0 END) AS customers"
+        " FROM mrr_movements WHERE at <= ? GROUP BY currency ORDER BY currency",
+        (until,),
+    ):
+        total, customers = int(row["mrr"]), int(row["customers"])
+        out[row["currency"]] = {
+            "mrr": total,
+            "arr": 12 * total,
+            "paying_customers": customers,
+            "arpu": round_half_up(total, customers) if customers else 0,
+        }
+    for row in db.query(
+        "SELECT currency, SUM(change) AS subs FROM subscriber_changes WHERE at <= ?"
+        " GROUP BY currency",
+        (until,),
+    ):
+        out.setdefault(row["currency"], {"mrr": 0, "arr": 0, "paying_customers": 0, "arpu": 0})[
+            "active_subscriptions"
+        ] = int(row["subs"])
+    for figures in out.values():
+        figures.setdefault("active_subscriptions", 0)
+    return out
+
+
+def movements(db: ReadDB, start: datetime, end: datetime) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for row in db.query(
+        "SELECT currency, kind, SUM(delta) AS amount, COUNT(*) AS n FROM mrr_movements"
+        " WHERE at >= ? AND at < ? GROUP BY currency, kind",
+        (ts(start), ts(end)),
+    ):
+        figures = out.setdefault(row["currency"], {k: 0 for k in KINDS})
+        figures[row["kind"]] = int(row["amount"])
+        figures[f"{row['kind']}_customers"] = int(row["n"])
+    for figures in out.values():
+        figures["net"] = sum(figures[k] for k in KINDS)
+        for k in KINDS:
+            figures.setdefault(f"{k}_customers", 0)
+    return out
+
+
+def churn(db: ReadDB, start: datetime, end: datetime) -> dict[str, dict[str, Any]]:
+    at_start = mrr(db, _just_before(start))
+    moved = movements(db, start, end)
+    out: dict[str, dict[str, Any]] = {}
+    for currency in sorted(set(at_start) | set(moved)):
+        base = at_start.get(currency, {"mrr": 0, "paying_customers": 0})
+        m = moved.get(currency, {k: 0 for k in KINDS} | {"churn_customers": 0})
+        lost = -m["churn"] - m["contraction"]
+        out[currency] = {
+            "customers_at_start": base["paying_customers"],
+            "customers_churned": m["churn_customers"],
+            "logo_churn_rate": _rate(m["churn_customers"], base["paying_customers"]),
+            "mrr_at_start": base["mrr"],
+            "churned_mrr": -m["churn"],
+            "contraction_mrr": -m["contraction"],
+            "expansion_mrr": m["expansion"],
+            "reactivation_mrr": m["reactivation"],
+            "revenue_churn_rate": _rate(lost, base["mrr"]),
+            "net_revenue_churn_rate": _rate(lost - m["expansion"] - m["reactivation"], base["mrr"]),
+        }
+    trials = db.query(
+        "SELECT s.currency, COUNT(*) AS ended, SUM(trial_converted) AS converted"
+        " FROM metrics_subscriptions s WHERE trial_ended_at >= ? AND trial_ended_at < ?"
+        " GROUP BY s.currency",
+        (ts(start), ts(end)),
+    )
+    for row in trials:
+        figures = out.setdefault(row["currency"], {})
+        figures["trials_ended"] = int(row["ended"])
+        figures["trials_converted"] = int(row["converted"] or 0)
+        figures["trial_conversion_rate"] = _rate(int(row["converted"] or 0), int(row["ended"]))
+    return out
+
+
+def _just_before(at: datetime) -> datetime:
+    return at - timedelta(seconds=1)
+
+
+def _month(text: str) -> str:
+    return text[:7]
+
+
+def _month_ends(first: str, last: str) -> list[str]:
+    """Month keys from `first` to `last` inclusive ('2024-01')."""
+    year, month = int(first[:4]), int(first[5:7])
+    out = []
+    while f"{year:04d}-{month:02d}" <= last:
+        out.append(f"{year:04d}-{month:02d}")
+        month += 1
+        if month == 13:
+            year, month = year + 1, 1
+    return out
+
+
+def cohorts(db: ReadDB, until: datetime | None = None) -> list[dict[str, Any]]:
+    """Logo retention by the month a customer first paid: share still paying at each month end."""
+    rows = db.query("SELECT customer_id, at, mrr_after FROM mrr_movements ORDER BY at")
+    if not rows:
+        return []
+    last = _month(ts(until)) if until else _month(rows[-1]["at"])
+    first_paid: dict[str, str] = {}
+    timeline: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for row in rows:
+        timeline[row["customer_id"]].append((row["at"], int(row["mrr_after"])))
+        if int(row["mrr_after"]) > 0:
+            first_paid.setdefault(row["customer_id"], _month(row["at"]))
+    by_cohort: dict[str, list[str]] = defaultdict(list)
+    for customer, month in first_paid.items():
+        by_cohort[month].append(customer)
+    out = []
+    for cohort in sorted(by_cohort):
+        members = by_cohort[cohort]
+        retention = []
+        for month in _month_ends(cohort, last):
+            end = f"{month}-99"  # sorts after every time in that month
+            paying = sum(1 for c in members if _paying_at(timeline[c], end))
+            retention.append(round(paying / len(members), 4))
+        out.append({"cohort": cohort, "customers": len(members), "retention": retention})
+    return out
+
+
+def _paying_at(timeline: list[tuple[str, int]], until: str) -> bool:
+    value = 0
+    for at, after in timeline:
+        if at > until:
+            break
+        value = after
+    return value > 0
+
+
+def revenue(db: ReadDB, start: datetime, end: datetime) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+
+    def row_for(currency: str, month: str) -> dict[str, Any]:
+        figures = out.setdefault(
+            currency, {"billed": 0, "tax": 0, "collected": 0, "written_off": 0, "months": {}}
+        )
+        return figures["months"].setdefault(month, {"billed": 0, "tax": 0, "collected": 0})
+
+    for row in db.query(
+        "SELECT currency, substr(issued_at, 1, 7) AS month, SUM(total) AS billed,"
+        " SUM(tax) AS tax FROM invoices WHERE issued_at >= ? AND issued_at < ?"
+        " GROUP BY currency, substr(issued_at, 1, 7)",
+        (ts(start), ts(end)),
+    ):
+        month = row_for(row["currency"], row["month"])
+        month["billed"], month["tax"] = int(row["billed"]), int(row["tax"])
+    for row in db.query(
+        "SELECT currency, substr(at, 1, 7) AS month, SUM(amount) AS collected FROM payments"
+        " WHERE outcome = 'succeeded' AND at >= ? AND at < ?"
+        " GROUP BY currency, substr(at, 1, 7)",
+        (ts(start), ts(end)),
+    ):
+        row_for(row["currency"], row["month"])["collected"] = int(row["collected"])
+    for row in db.query(
+        "SELECT currency, SUM(amount_due - amount_paid) AS lost FROM invoices"
+        " WHERE status = 'uncollectible' AND issued_at >= ? AND issued_at < ?"
+        " GROUP BY currency",
+        (ts(start), ts(end)),
+    ):
+        out.setdefault(
+            row["currency"], {"billed": 0, "tax": 0, "collected": 0, "written_off": 0, "months": {}}
+        )
+        out[row["currency"]]["written_off"] = int(row["lost"])
+    for figures in out.values():
+        figures["months"] = dict(sorted(figures["months"].items()))
+        for key in ("billed", "tax", "collected"):
+            figures[key] = sum(m[key] for m in figures["months"].values())
+    outstanding = db.query(
+        "SELECT currency, SUM(amount_due - amount_paid) AS open FROM invoices"
+        " WHERE status = 'open' GROUP BY currency"
+    )
+    for row in outstanding:
+        out.setdefault(
+            row["currency"], {"billed": 0, "tax": 0, "collected": 0, "written_off": 0, "months": {}}
+        )
+        out[row["currency"]]["outstanding"] = int(row["open"])
+    for figures in out.values():
+        figures.setdefault("outstanding", 0)
+    return out
+
+
+def invoices(
+    db: ReadDB,
+    customer: str | None = None,
+    subscription: str | None = None,
+    status: str | None = None,
+) -> list[dict[str, Any]]:
+    where, params = [], []
+    for column, value in (
+        ("customer_id", customer),
+        ("subscription_id", subscription),
+        ("status", status),
+    ):
+        if value:
+            where.append(f"{column} = ?")
+            params.append(value)
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    rows = db.query(
+        "SELECT number, subscription_id, customer_id, currency, reason, issued_at,"
+        " period_start, period_end, subtotal, tax, total, credit_applied, amount_due,"
+        f" amount_paid, status, attempts FROM invoices{clause} ORDER BY number",
+        params,
+    )
+    lines: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    joined = (
+        clause.replace("customer_id", "i.customer_id")
+        .replace("subscription_id", "i.subscription_id")
+        .replace("status", "i.status")
+    )
+    for line in db.query(
+        "SELECT l.number, l.kind, l.description, l.amount, l.period_start, l.period_end"
+        f" FROM invoice_lines l JOIN invoices i ON i.number = l.number{joined}"
+        " ORDER BY l.number, l.line_no",
+        params,
+    ):
+        lines[line.pop("number")].append(line)
+    for row in rows:
+        row["lines"] = lines.get(row["number"], [])
+    return rows
+
+
+def subscription(db: ReadDB, subscription_id: str) -> dict[str, Any] | None:
+    rows = db.query(
+        "SELECT subscription_id, customer_id, plan_id, plan_version, status, quantity,"
+        " currency, mrr, current_period_start, current_period_end, trial_end,"
+        " cancel_at_period_end, canceled_at, churn_kind, churn_reason, credit_balance,"
+        " next_retry_at, created_at FROM subscriptions WHERE subscription_id = ?",
+        (subscription_id,),
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    row["cancel_at_period_end"] = bool(row["cancel_at_period_end"])
+    row["open_invoices"] = [
+        r["number"]
+        for r in db.query(
+            "SELECT number FROM invoices WHERE subscription_id = ? AND status = 'open'"
+            " ORDER BY number",
+            (subscription_id,),
+        )
+    ]
+    return row
+
+
+def subscriptions(
+    db: ReadDB,
+    customer: str | None = None,
+    status: str | None = None,
+    renewing_before: datetime | None = None,
+) -> list[dict[str, Any]]:
+    where, params = [], []
+    if customer:
+        where.append("customer_id = ?")
+        params.append(customer)
+    if status:
+        where.append("status = ?")
+        params.append(status)
+    if renewing_before:
+        where.append(
+            "status IN ('active', 'past_due') AND cancel_at_period_end = 0"
+            " AND current_period_end <= ?"
+        )
+        params.append(ts(renewing_before))
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    return db.query(
+        "SELECT subscription_id, customer_id, plan_id, status, quantity, currency, mrr,"
+        " current_period_end, cancel_at_period_end FROM subscriptions"
+        f"{clause} ORDER BY current_period_end, subscription_id",
+        params,
+    )
+
+
+def plans(db: ReadDB) -> list[dict[str, Any]]:
+    rows = db.query(
+        "SELECT plan_id, name, currency, pricing, interval_unit, interval_count, trial_days,"
+        " features, price_version, retired FROM plans ORDER BY plan_id"
+    )
+    for row in rows:
+        row["pricing"] = json.loads(row["pricing"])
+        row["features"] = json.loads(row["features"])
+        row["retired"] = bool(row["retired"])
+    return rows
+
+
+def balance(db: ReadDB, customer_id: str) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for row in db.query(
+        "SELECT currency, SUM(amount_due - amount_paid) AS due FROM invoices"
+        " WHERE customer_id = ? AND status = 'open' GROUP BY currency",
+        (customer_id,),
+    ):
+        out.setdefault(row["currency"], {})["outstanding"] = int(row["due"])
+    for row in db.query(
+        "SELECT currency, SUM(credit_balance) AS credit FROM subscriptions"
+        " WHERE customer_id = ? GROUP BY currency",
+        (customer_id,),
+    ):
+        out.setdefault(row["currency"], {})["credit"] = int(row["credit"])
+    for figures in out.values():
+        figures.setdefault("outstanding", 0)
+        figures.setdefault("credit", 0)
+    return out
