@@ -1,0 +1,41 @@
+"""Topic and header names of the Kafka contract, in one place for producers and consumers.
+
+Defaults only: deployments may prefix or rename topics through configuration, but the
+message formats and header names below do not change with the topic name.
+"""
+
+from __future__ import annotations
+
+COMMANDS = "subledger.commands"
+"""Commands in (key: `schemas.codec.command_key`, value: Avro single-object command)."""
+
+REJECTED = "subledger.commands.rejected"
+"""Commands that could not be decoded or broke a rule: key and value are the original
+message's, byte for byte; the headers below say why."""
+
+EVENTS = "subledger.events"
+"""Events out (key: aggregate id, value: Avro single-object event)."""
+
+# Headers on subledger.commands.rejected (values UTF-8 text).
+H_REASON = "subledger.reason"  # human-readable reason
+H_ERROR_CODE = "subledger.error_code"  # stable code: DecodeError.code or LedgerError.code
+H_COMMAND_ID = "subledger.command_id"  # absent when the command could not be decoded
+H_COMMAND = "subledger.command"  # the command's name, when decoded
+H_SOURCE_TOPIC = "subledger.source_topic"
+H_SOURCE_PARTITION = "subledger.source_partition"  # decimal
+H_SOURCE_OFFSET = "subledger.source_offset"  # decimal
+H_REJECTED_AT = "subledger.rejected_at"  # ISO 8601 UTC wall-clock time of the rejection
+
+# Header on subledger.events (lets consumers filter without decoding).
+H_EVENT = "subledger.event"  # e.g. "Subscription.Renewed"
+
+REJECTED_HEADERS = (
+    H_REASON,
+    H_ERROR_CODE,
+    H_COMMAND_ID,
+    H_COMMAND,
+    H_SOURCE_TOPIC,
+    H_SOURCE_PARTITION,
+    H_SOURCE_OFFSET,
+    H_REJECTED_AT,
+)

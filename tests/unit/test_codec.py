@@ -1,0 +1,430 @@
+"""CommandCodec and EventCodec: round trips of real commands and events, and clear errors.
+
+Events come from driving the real Ledger application (in memory) through a scenario that
+emits every event type, so the test sees exactly what the relay will publish.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import io
+import pickle
+import typing
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from fastavro import schemaless_reader
+from fastavro.schema import load_schema
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from domain import commands as c
+from domain.identity import subscription_uuid
+from schemas import model, registry
+from schemas.codec import (
+    CommandCodec,
+    DecodeError,
+    EncodeError,
+    EventCodec,
+    command_key,
+    event_key,
+)
+from schemas.records import EventRecord, to_record
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+DAY = timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+def commands() -> CommandCodec:
+    return CommandCodec()
+
+
+@functools.cache
+def event_codec() -> EventCodec:
+    """One codec for the module (hypothesis tests cannot take fixtures per example)."""
+    return EventCodec()
+
+
+@pytest.fixture(scope="module")
+def events() -> EventCodec:
+    return event_codec()
+
+
+# ---- commands -----------------------------------------------------------------------
+
+text = st.text(max_size=12)
+longs = st.integers(-(2**63), 2**63 - 1)
+aware = st.datetimes(
+    min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+)
+tiers = st.lists(
+    st.fixed_dictionaries({"up_to": st.none() | longs, "unit_amount": longs, "flat_amount": longs}),
+    max_size=3,
+)
+pricing = st.fixed_dictionaries({"model": text, "amount": longs, "tiers": tiers})
+
+
+def strategy(hint: Any, name: str) -> st.SearchStrategy[Any]:
+    """Any value of the field's declared type (the codec must carry it unchanged)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if name == "command_id":
+        return st.text(min_size=1, max_size=12)
+    if origin is not None and type(None) in args:
+        (inner,) = (a for a in args if a is not type(None))
+        return st.none() | strategy(inner, name)
+    simple = {str: text, int: longs, bool: st.booleans(), datetime: aware}
+    if hint in simple:
+        return simple[hint]
+    if origin is tuple:
+        return st.lists(text, max_size=3).map(tuple)
+    if origin is dict and args[1] is str:
+        return st.dictionaries(text, text, max_size=3)
+    if origin is dict and name == "pricing":
+        return pricing
+    raise AssertionError(f"no strategy for {name}: {hint!r}; extend this test")
+
+
+def command_strategy(cls: type) -> st.SearchStrategy[Any]:
+    hints = typing.get_type_hints(cls)
+    return st.builds(
+        cls, **{f.name: strategy(hints[f.name], f.name) for f in dataclasses.fields(cls)}
+    )
+
+
+@pytest.mark.parametrize("name", sorted(c.COMMANDS))
+def test_every_command_round_trips(name: str, commands: CommandCodec) -> None:
+    @settings(
+        max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(command_strategy(c.COMMANDS[name]))
+    def round_trip(command: c.Command) -> None:
+        data = commands.encode(command)
+        assert data[:2] == b"\xc3\x01"
+        assert data[2:10] == commands.fingerprint(name)
+        assert commands.decode(data) == command
+
+    round_trip()
+
+
+def test_command_keys_keep_one_aggregate_in_one_partition() -> None:
+    at = T0
+    assert (
+        command_key(
+            c.Subscribe(command_id="1", at=at, customer_id="cu", plan_id="p", subscription_id="s1")
+        )
+        == b"s1"
+    )
+    assert command_key(c.Cancel(command_id="2", at=at, subscription_id="s1")) == b"s1"
+    assert (
+        command_key(
+            c.RecordPayment(
+                command_id="3",
+                at=at,
+                subscription_id="s1",
+                invoice_number="INV-000001",
+                amount=1,
+                reference="r",
+            )
+        )
+        == b"s1"
+    )
+    assert command_key(c.EraseCustomer(command_id="4", at=at, customer_id="cu")) == b"cu"
+    assert command_key(c.RetirePlan(command_id="5", at=at, plan_id="pro")) == b"pro"
+    assert command_key(c.DefineCoupon(command_id="6", at=at, code="TEN")) == b"TEN"
+    assert command_key(c.SetTaxRate(command_id="7", at=at, country="GB", rate_ppm=200000)) == b"GB"
+    assert command_key(c.AdvanceClock(command_id="8", at=at)) == b"clock"
+
+
+@pytest.mark.parametrize("name", sorted(c.COMMANDS))
+def test_every_command_class_has_a_key(name: str) -> None:
+    cls = c.COMMANDS[name]
+    hints = typing.get_type_hints(cls)
+    values = {str: "k", int: 1, bool: False, datetime: T0}
+    required = {
+        f.name: values.get(hints[f.name], {"model": "flat"})
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
+    assert command_key(cls(**required)) in (b"k", b"clock")
+
+
+def test_a_decoded_command_that_breaks_its_validation_is_a_decode_error(
+    commands: CommandCodec,
+) -> None:
+    good = commands.encode(c.Pause(command_id="x", at=T0, subscription_id="s"))
+    assert good[10:12] == b"\x02x"  # the body starts with command_id: length 1, "x"
+    with pytest.raises(DecodeError) as caught:
+        commands.decode(good[:10] + b"\x00" + good[12:])  # command_id "" (length 0)
+    assert caught.value.code == "invalid_input"
+    assert "command_id is required" in caught.value.reason
+
+
+def test_encoding_refuses_wrong_types_instead_of_truncating(commands: CommandCodec) -> None:
+    with pytest.raises(EncodeError, match="amount"):
+        commands.encode(
+            c.RecordPayment(
+                command_id="x",
+                at=T0,
+                subscription_id="s",
+                invoice_number="INV-000001",
+                amount=10.5,
+                reference="r",
+            )
+        )
+    with pytest.raises(EncodeError):  # an unknown key in a nested record is refused too
+        commands.encode(
+            c.ChangePlanPrice(
+                command_id="x",
+                at=T0,
+                plan_id="p",
+                pricing={"model": "flat", "amount": 1, "tiers": [], "currency": "USD"},
+            )
+        )
+    with pytest.raises(TypeError):
+        commands.encode(None)
+
+
+# ---- events -------------------------------------------------------------------------
+
+
+class EverySubscription:
+    """The Ledger's Schedule port: every subscription the scenario created may be due."""
+
+    def __init__(self) -> None:
+        self.ids: list[Any] = []
+
+    def due_subscriptions(self, up_to: datetime) -> list[Any]:
+        return list(self.ids)
+
+    def subscriptions_on_plan(self, plan_id: str) -> list[Any]:
+        return list(self.ids)
+
+
+def run_scenario() -> list[EventRecord]:
+    """A year in the life of the ledger, touching every event type; returns its records."""
+    from domain.ledger import Ledger, LedgerSettings
+    from domain.vault import SQLiteKeyStore, Vault
+
+    schedule = EverySubscription()
+    app = Ledger(
+        env={"PERSISTENCE_MODULE": "eventsourcing.popo"},
+        vault=Vault(SQLiteKeyStore(":memory:")),
+        schedule=schedule,
+        settings=LedgerSettings(remind_all_plans=True),
+    )
+    per_unit = {"model": "per_unit", "amount": 1000, "tiers": []}
+    tiered = {
+        "model": "tiered",
+        "amount": 0,
+        "tiers": [
+            {"up_to": 5, "unit_amount": 900, "flat_amount": 0},
+            {"up_to": None, "unit_amount": 700, "flat_amount": 100},
+        ],
+    }
+    # fmt: off
+    script: list[tuple[type[c.Command], int, dict[str, Any]]] = [
+        (c.DefinePlan, 0, {"plan_id": "pro", "name": "Pro", "currency": "USD",
+                           "pricing": per_unit}),
+        (c.DefinePlan, 0, {"plan_id": "team", "name": "Team", "currency": "USD",
+                           "pricing": tiered, "trial_days": 14, "features": ("sso",)}),
+        (c.SetTaxRate, 0, {"country": "US", "rate_ppm": 80000}),
+        (c.SetTaxRate, 0, {"country": "US", "rate_ppm": 90000}),
+        (c.DefineCoupon, 0, {"code": "TEN", "percent_off_bp": 1000, "duration": "repeating",
+                             "periods": 2}),
+        (c.RegisterCustomer, 0, {"customer_id": "ann", "name": "Ann", "email": "a@x.io",
+                                 "payment_token": "tok_visa", "preferences": {"email": "on"}}),
+        (c.RegisterCustomer, 0, {"customer_id": "bob", "name": "Bob", "email": "b@x.io",
+                                 "payment_token": "tok_chargeDeclined"}),
+        (c.Subscribe, 0, {"customer_id": "ann", "plan_id": "pro", "subscription_id": "s1",
+                          "quantity": 2, "coupon": "TEN"}),
+        (c.Subscribe, 0, {"customer_id": "ann", "plan_id": "team", "subscription_id": "s2",
+                          "quantity": 3}),
+        (c.Subscribe, 0, {"customer_id": "bob", "plan_id": "pro", "subscription_id": "s3"}),
+        (c.UpdateCustomer, 1, {"customer_id": "ann", "email": "ann@x.io"}),
+        (c.ChangePlan, 2, {"subscription_id": "s1", "plan_id": "pro", "quantity": 3}),
+        (c.ChangePlan, 3, {"subscription_id": "s1", "plan_id": "team", "quantity": 3}),
+        (c.ChangePlanPrice, 3, {"plan_id": "pro", "apply_to": "at_renewal",
+                                "pricing": {**per_unit, "amount": 1200}}),
+        (c.AdvanceClock, 20, {}),
+        (c.Pause, 21, {"subscription_id": "s2"}),
+        (c.Resume, 22, {"subscription_id": "s2"}),
+        (c.Cancel, 23, {"subscription_id": "s2"}),
+        (c.Reactivate, 24, {"subscription_id": "s2"}),
+        (c.Cancel, 25, {"subscription_id": "s2", "immediately": True}),
+        (c.Reactivate, 26, {"subscription_id": "s2"}),
+        (c.AdvanceClock, 120, {}),
+        (c.EraseCustomer, 121, {"customer_id": "bob"}),
+        (c.RetirePlan, 122, {"plan_id": "pro"}),
+        (c.AdvanceClock, 365, {}),
+    ]
+    # fmt: on
+    for number, (cls, days, fields) in enumerate(script):
+        if "subscription_id" in fields:
+            schedule.ids.append(subscription_uuid(fields["subscription_id"]))
+        app.execute_batch(
+            [
+                cls(
+                    command_id=f"cmd-{number}",
+                    at=T0 + days * DAY,
+                    actor="ops@example.com",
+                    source="test",
+                    **fields,
+                )
+            ]
+        )
+    notifications = app.recorder.select_notifications(start=1, limit=100_000)
+    return [to_record(app.mapper.to_domain_event(n), position=n.id) for n in notifications]
+
+
+@pytest.fixture(scope="module")
+def records() -> list[EventRecord]:
+    return run_scenario()
+
+
+def test_the_scenario_emits_every_event_type(records: list[EventRecord]) -> None:
+    missing = set(model.event_classes()) - {r.name for r in records}
+    assert not missing, f"extend run_scenario to emit {sorted(missing)}"
+
+
+def test_every_event_round_trips(records: list[EventRecord], events: EventCodec) -> None:
+    for record in records:
+        decoded = events.decode(events.encode(record))
+        assert decoded == dataclasses.replace(record, position=None), record.name
+
+
+def test_a_consumer_needs_only_the_avsc_files(
+    records: list[EventRecord], events: EventCodec
+) -> None:
+    """Plain fastavro, no project code: load the schema, skip the 10-byte header, read."""
+    by_name = {r.name: r for r in records}
+    for name, record in by_name.items():
+        data = events.encode(record)
+        path = registry.AVRO_DIR / f"{model.event_fullname(name)}.avsc"
+        schema = load_schema(str(path))
+        datum = schemaless_reader(io.BytesIO(data[10:]), schema, None)
+        assert datum["event_id"] == record.event_id
+        assert str(datum["aggregate_id"]) == record.aggregate_id
+        assert datum["at"] == record.at
+        assert set(datum["data"]) == set(record.data)
+
+
+def test_meta_outcome_and_lines_survive_exactly(
+    records: list[EventRecord], events: EventCodec
+) -> None:
+    receipt = next(r for r in records if r.name == "CommandReceipt.Applied")
+    assert isinstance(events.decode(events.encode(receipt)).data["outcome"], dict)
+    invoice = next(r for r in records if r.name == "Subscription.Invoiced")
+    assert any(line["period_start"] is None for line in invoice.data["lines"])  # tax line
+    assert events.decode(events.encode(invoice)).data["lines"] == invoice.data["lines"]
+    odd = dataclasses.replace(receipt, meta={"command": "allocate_numbers", "shard": "7"})
+    assert events.decode(events.encode(odd)).meta == odd.meta
+
+
+def test_encoding_refuses_data_the_schema_does_not_know(
+    records: list[EventRecord], events: EventCodec
+) -> None:
+    paused = next(r for r in records if r.name == "Subscription.Paused")
+    with pytest.raises(EncodeError, match="more fields"):
+        events.encode(dataclasses.replace(paused, data={**paused.data, "surprise": 1}))
+    with pytest.raises(EncodeError, match="no schema"):
+        events.encode(dataclasses.replace(paused, type="Teleported"))
+    with pytest.raises(TypeError):
+        events.encode(None)  # type: ignore[arg-type]
+
+
+def test_fingerprints_and_writer_schemas(events: EventCodec, commands: CommandCodec) -> None:
+    full = model.event_fullname("Subscription.Renewed")
+    fp = events.fingerprint("Subscription.Renewed")
+    assert fp == events.fingerprint(full) == registry.fingerprint(registry.load_current(full))
+    assert events.writer_schemas()[fp]["name"] == full
+    assert set(events.writer_schemas()).isdisjoint(commands.writer_schemas())
+
+
+def test_event_key_is_the_aggregate_id(records: list[EventRecord]) -> None:
+    assert event_key(records[0]) == records[0].aggregate_id.encode()
+
+
+# ---- errors -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pause_bytes(commands: CommandCodec) -> bytes:
+    return commands.encode(c.Pause(command_id="x", at=T0, subscription_id="s"))
+
+
+@pytest.mark.parametrize(
+    ("data", "code", "words"),
+    [
+        (None, "bad_header", "None"),
+        (b"", "bad_header", "too short"),
+        (b"\xc3\x01\x00", "bad_header", "too short"),
+        (b"\x00\x00\x00\x00\x01hello world", "bad_header", "bad magic"),
+        (
+            b"\xc3\x01" + bytes.fromhex("0123456789abcdef") + b"\x00",
+            "unknown_schema",
+            "0123456789abcdef",
+        ),
+    ],
+)
+def test_bad_bytes_give_a_clear_decode_error(
+    data: bytes | None, code: str, words: str, commands: CommandCodec, events: EventCodec
+) -> None:
+    for codec in (commands, events):
+        with pytest.raises(DecodeError, match=words) as caught:
+            codec.decode(data)
+        assert caught.value.code == code
+        assert isinstance(caught.value, ValueError)
+
+
+def test_garbage_body_and_trailing_bytes(pause_bytes: bytes, commands: CommandCodec) -> None:
+    with pytest.raises(DecodeError, match=r"does not decode as subledger\.commands\.Pause"):
+        commands.decode(pause_bytes[:10] + b"\xff\xff\xff\xff")
+    with pytest.raises(DecodeError, match="does not decode"):
+        commands.decode(pause_bytes[:-3])
+    with pytest.raises(DecodeError, match="trailing"):
+        commands.decode(pause_bytes + b"\x00")
+
+
+def test_a_command_is_not_an_event(pause_bytes: bytes, events: EventCodec) -> None:
+    with pytest.raises(DecodeError, match="unknown writer schema fingerprint") as caught:
+        events.decode(pause_bytes)
+    assert pause_bytes[2:10].hex() in caught.value.reason
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    meta=st.dictionaries(st.text(max_size=10), st.text(max_size=10), max_size=6),
+    at=st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5))])).filter(
+        lambda d: datetime(1, 1, 2, tzinfo=UTC) < d < datetime(9999, 12, 30, tzinfo=UTC)
+    ),
+)
+def test_any_meta_and_any_aware_time_survive(meta: dict[str, str], at: datetime) -> None:
+    codec = event_codec()
+    record = EventRecord(
+        event_id="e", aggregate_type="Subscription", type="Paused",
+        aggregate_id="6f1d2c4e-5b1a-4c1e-9a53-2f7d5e0b9c11", version=3, at=at, meta=meta,
+        data={"status": "paused", "mrr": 0},
+    )  # fmt: skip
+    decoded = codec.decode(codec.encode(record))
+    assert decoded == record
+    assert decoded.at.tzinfo == UTC  # the same instant, always read back in UTC
+
+
+def test_an_event_must_be_what_its_schema_says(events: EventCodec) -> None:
+    record = EventRecord(
+        event_id="e", aggregate_type="Subscription", type="Paused",
+        aggregate_id="6f1d2c4e-5b1a-4c1e-9a53-2f7d5e0b9c11", version=3, at=T0, meta={},
+        data={"status": "paused", "mrr": 0},
+    )  # fmt: skip
+    data = events.encode(record)
+    lying = data.replace(b"\x0cPaused", b"\x0cPaurus")  # same length, another type name
+    with pytest.raises(DecodeError, match=r"says it is subledger\.events\.SubscriptionPaurus"):
+        events.decode(lying)
+
+
+def test_decode_errors_keep_their_code_across_processes() -> None:
+    error = pickle.loads(pickle.dumps(DecodeError("why", "unknown_schema")))
+    assert (error.reason, error.code) == ("why", "unknown_schema")
