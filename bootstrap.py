@@ -173,7 +173,8 @@ class Runtime:
         self.projections = projections()
         for projection in self.projections:
             projection.create(self.db)
-        self.schedule = BillingSchedule(self.db, lead_days=max(config.reminder_days, 0))
+        self.schedule = BillingSchedule(self.db, lead_days=max(config.reminder_days, 0),
+                                        remind_all=config.remind_all_plans)
         self.ledger = Ledger(
             config.ledger_env(),
             vault=Vault(self.keys),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import singledispatchmethod
@@ -90,6 +90,7 @@ class UnitOfWork:
         self.app = app
         self.aggregates: dict[UUID, LedgerAggregate] = {}
         self.personal: dict[str, dict[str, Any] | None] = {}
+        self.sequence_meta: dict[str, Any] = {}
 
     def find(self, cls: type[A], id: UUID) -> A | None:
         agg = self.aggregates.get(id)
@@ -161,26 +162,35 @@ class Ledger(Application[UUID]):
         return result.outcome
 
     def execute_batch(
-        self, commands: Sequence[c.Command], tracking: Tracking | None = None
+        self,
+        commands: Sequence[c.Command],
+        tracking: Tracking | None = None,
+        before_commit: Callable[[list[Result]], None] | None = None,
     ) -> list[Result]:
         """Apply commands in one transaction (with `tracking`); a rejected one changes nothing.
 
         On a rule broken halfway through a command, the batch is redone without it, so no
-        partial effect of a rejected command can reach the store.
+        partial effect of a rejected command can reach the store. `before_commit(results)`
+        runs once the outcomes are known and before anything is recorded (the Kafka consumer
+        publishes rejections there, so a crash can repeat one but never lose one); it may run
+        again if the batch is redone after a concurrent write.
         """
         for _attempt in range(5):
             try:
-                return self._execute_batch(commands, tracking)
+                return self._execute_batch(commands, tracking, before_commit)
             except IntegrityError:
                 if tracking and self.recorder.has_tracking_id(  # type: ignore[attr-defined]
                     tracking.application_name, tracking.notification_id
                 ):
                     raise
                 continue  # someone else wrote these aggregates first: reload and redo
-        return self._execute_batch(commands, tracking)
+        return self._execute_batch(commands, tracking, before_commit)
 
     def _execute_batch(
-        self, commands: Sequence[c.Command], tracking: Tracking | None
+        self,
+        commands: Sequence[c.Command],
+        tracking: Tracking | None,
+        before_commit: Callable[[list[Result]], None] | None = None,
     ) -> list[Result]:
         rejected: dict[int, LedgerError] = {}
         while True:
@@ -199,6 +209,8 @@ class Ledger(Application[UUID]):
                     break
                 results.append(Result(command, outcome=outcome))
             if failed_at is None:
+                if before_commit is not None:
+                    before_commit(results)
                 self._flush(uow, tracking)
                 for result in results:  # crypto-shred only once the erasure is recorded
                     if result.outcome and result.outcome.get("shred_key"):
@@ -210,6 +222,11 @@ class Ledger(Application[UUID]):
         receipt = uow.find(CommandReceipt, receipt_id)
         if receipt is not None:
             return {**receipt.outcome, "duplicate": True}
+        # every field, the envelope's too, but the machine ids: snowflake-style numeric
+        # ids of 13-19 digits would pass the Luhn check one time in ten
+        refuse_card_numbers(
+            {k: v for k, v in vars(command).items() if k not in ("command_id", "correlation_id")}
+        )
         outcome = {"command_id": command.command_id, "command": command.command_name}
         outcome.update(self.handle(command, uow) or {})
         uow.add(
@@ -226,7 +243,7 @@ class Ledger(Application[UUID]):
     def _flush(self, uow: UnitOfWork, tracking: Tracking | None = None) -> None:
         seq = uow.aggregates.get(INVOICE_SEQUENCE_ID)
         if isinstance(seq, InvoiceSequence) and seq.taken > seq.last:
-            seq.record_allocations(seq.modified_on, {"command": "allocate_numbers"})
+            seq.record_allocations(seq.modified_on, uow.sequence_meta)
         events = uow.events()
         if not events and tracking is None:
             return
@@ -242,7 +259,6 @@ class Ledger(Application[UUID]):
 
     @handle.register
     def _(self, cmd: c.DefinePlan, uow: UnitOfWork) -> dict[str, Any]:
-        refuse_card_numbers(cmd.payload())
         pricing = Pricing.from_dict(cmd.pricing)
         plan = Plan.define(
             id=plan_uuid(cmd.plan_id),
@@ -282,7 +298,6 @@ class Ledger(Application[UUID]):
 
     @handle.register
     def _(self, cmd: c.RegisterCustomer, uow: UnitOfWork) -> dict[str, Any]:
-        refuse_card_numbers(cmd.payload())
         check_profile(
             name=cmd.name, email=cmd.email, country=cmd.country, payment_token=cmd.payment_token
         )
@@ -306,7 +321,6 @@ class Ledger(Application[UUID]):
 
     @handle.register
     def _(self, cmd: c.UpdateCustomer, uow: UnitOfWork) -> dict[str, Any]:
-        refuse_card_numbers(cmd.payload())
         check_profile(
             name=cmd.name, email=cmd.email, country=cmd.country, payment_token=cmd.payment_token
         )
@@ -364,7 +378,6 @@ class Ledger(Application[UUID]):
 
     @handle.register
     def _(self, cmd: c.Subscribe, uow: UnitOfWork) -> dict[str, Any]:
-        refuse_card_numbers(cmd.payload())
         customer = self._customer(uow, cmd.customer_id)
         customer.check_not_erased()
         plan = self._plan(uow, cmd.plan_id)
@@ -445,7 +458,6 @@ class Ledger(Application[UUID]):
 
     @handle.register
     def _(self, cmd: c.RecordPayment, uow: UnitOfWork) -> dict[str, Any]:
-        refuse_card_numbers(cmd.payload())
         sub = self._subscription(uow, cmd.subscription_id)
         sub.record_payment(cmd.invoice_number, cmd.amount, cmd.reference, cmd.at, cmd.meta())
         return {
@@ -535,6 +547,10 @@ class Ledger(Application[UUID]):
             sub.convert_trial(at, meta)
             self._bill(uow, sub, self._plan(uow, sub.plan_id), "trial_conversion", at, meta, counts)
         elif what == "renew":
+            if self._customer(uow, sub.customer_id).erased:  # nobody left to bill
+                counts["churned"] += 1
+                sub.churn("involuntary", "customer_erased", at, meta)
+                return
             counts["renewals"] += 1
             plan = self._plan(uow, sub.plan_id)
             sub.renew(at, plan, meta)
@@ -568,7 +584,7 @@ class Ledger(Application[UUID]):
             return []
         customer = self._customer(uow, sub.customer_id)
         tax = uow.find(TaxRate, tax_rate_uuid(customer.country))
-        number = self._sequence(uow, at).take()
+        number = self._sequence(uow, at, meta).take()
         invoice = sub.issue_invoice(
             number=number,
             reason=reason,
@@ -595,11 +611,13 @@ class Ledger(Application[UUID]):
     ) -> None:
         """Charge the gateway for an open invoice; the idempotency key is invoice + attempt."""
         customer = self._customer(uow, sub.customer_id)
-        personal = self.personal(uow, customer)
         attempt = sub.next_attempt(number)
         invoice = sub.open_invoices[number]
+        personal = None if customer.erased else self.personal(uow, customer)
         token = personal.get("payment_token") if personal else None
-        if not token:
+        if customer.erased:
+            result = ChargeResult(False, "", "customer_erased")
+        elif not token:
             result = ChargeResult(False, "", "no_payment_method")
         else:
             result = self.gateway.charge(
@@ -610,7 +628,9 @@ class Ledger(Application[UUID]):
             )
         first_failed = invoice["first_failed_at"] or at
         next_retry = (
-            None if result.succeeded else self.settings.dunning.next_retry_at(first_failed, attempt)
+            None
+            if result.succeeded or customer.erased
+            else self.settings.dunning.next_retry_at(first_failed, attempt)
         )
         before = sub.status
         sub.record_charge(
@@ -678,14 +698,12 @@ class Ledger(Application[UUID]):
             UnknownSubscription(f"unknown subscription '{subscription_id}'"),
         )
 
-    def _sequence(self, uow: UnitOfWork, at: datetime) -> InvoiceSequence:
+    def _sequence(self, uow: UnitOfWork, at: datetime, meta: dict) -> InvoiceSequence:
+        if not uow.sequence_meta:  # the allocation is recorded as the first taker's
+            uow.sequence_meta = dict(meta)
         seq = uow.find(InvoiceSequence, INVOICE_SEQUENCE_ID)
         if seq is None:
-            seq = uow.add(
-                InvoiceSequence.start(
-                    id=INVOICE_SEQUENCE_ID, at=at, meta={"command": "allocate_numbers"}
-                )
-            )
+            seq = uow.add(InvoiceSequence.start(id=INVOICE_SEQUENCE_ID, at=at, meta=meta))
         return seq
 
     def personal(self, uow: UnitOfWork, customer: Customer) -> dict[str, Any]:

@@ -113,6 +113,7 @@ class Subscription(LedgerAggregate):
             sub.pricing = Pricing.from_dict(self.pricing)
 
     class Invoiced(Event):
+        currency: str
         number: str
         reason: str
         lines: list[dict[str, Any]]
@@ -131,8 +132,9 @@ class Subscription(LedgerAggregate):
             sub.credit_balance = self.credit_balance_after
             sub.discounted = self.discounted
             sub.coupon_periods_left = self.coupon_periods_left
-            if self.reason != "proration":
-                sub.billed_through = self.period_end
+            recurring = [ln["period_end"] for ln in self.lines if ln["kind"] == "recurring"]
+            if recurring:
+                sub.billed_through = max(recurring)
             if self.amount_due > 0:
                 sub.open_invoices[self.number] = {
                     "amount_due": self.amount_due,
@@ -142,6 +144,7 @@ class Subscription(LedgerAggregate):
                 }
 
     class PaymentSucceeded(Event):
+        currency: str
         number: str
         amount: int
         attempt: int
@@ -151,6 +154,7 @@ class Subscription(LedgerAggregate):
             sub.open_invoices.pop(self.number, None)
 
     class PaymentFailed(Event):
+        currency: str
         number: str
         amount: int
         attempt: int
@@ -249,6 +253,7 @@ class Subscription(LedgerAggregate):
             sub.period_end = self.period_end
 
     class RenewalReminderIssued(Event):
+        currency: str
         renews_at: datetime
         expected_amount: int
 
@@ -380,7 +385,8 @@ class Subscription(LedgerAggregate):
     def check_not_billed(self, start: datetime) -> None:
         if self.billed_through is not None and start < self.billed_through:
             raise InvalidTransition(
-                f"period from {iso(start)} is already billed (through {iso(self.billed_through)})"
+                f"subscription '{self.subscription_id}': the period from {iso(start)} is already"
+                f" billed (through {iso(self.billed_through)})"
             )
 
     def issue_invoice(
@@ -413,6 +419,7 @@ class Subscription(LedgerAggregate):
             self.Invoiced,
             at,
             meta,
+            currency=self.currency,
             number=number,
             reason=reason,
             lines=[line.to_dict() for line in all_lines],
@@ -462,6 +469,7 @@ class Subscription(LedgerAggregate):
             self.PaymentFailed,
             at,
             meta,
+            currency=self.currency,
             number=number,
             amount=amount,
             attempt=attempt,
@@ -497,6 +505,7 @@ class Subscription(LedgerAggregate):
             self.PaymentSucceeded,
             at,
             meta,
+            currency=self.currency,
             number=number,
             amount=amount,
             attempt=attempt,
@@ -570,6 +579,7 @@ class Subscription(LedgerAggregate):
             self.RenewalReminderIssued,
             at,
             meta,
+            currency=self.currency,
             renews_at=self.period_end,
             expected_amount=self.recurring_amount(),
             status=self.status,

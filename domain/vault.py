@@ -31,6 +31,7 @@ class SQLiteKeyStore:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA secure_delete=ON")  # a shredded key is overwritten
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS customer_keys ("
             "customer_id TEXT PRIMARY KEY, key TEXT NOT NULL)"
@@ -59,6 +60,8 @@ class SQLiteKeyStore:
             cur = self._db.execute(
                 "DELETE FROM customer_keys WHERE customer_id = ?", (customer_id,)
             )
+            # the write-ahead log still holds the key until checkpointed and truncated
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return cur.rowcount > 0
 
     def close(self) -> None:

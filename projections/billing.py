@@ -305,12 +305,18 @@ class BillingProjection(Projection):
 
 
 class BillingSchedule:
-    """The ledger's due-work hint, read from the billing model (the aggregate decides)."""
+    """The ledger's due-work hint, read from the billing model (the aggregate decides).
 
-    def __init__(self, db: ReadDB, catch_up=None, lead_days: int = 7) -> None:
+    A subscription is a candidate when its next period end, trial end or payment retry is
+    due, or a renewal reminder may be (annual plans, or all plans if so configured).
+    """
+
+    def __init__(self, db: ReadDB, catch_up=None, lead_days: int = 7,
+                 remind_all: bool = False) -> None:
         self.db = db
         self.catch_up = catch_up
         self.lead_days = lead_days
+        self.remind_all = remind_all
 
     def due_subscriptions(self, up_to):
         from datetime import timedelta
@@ -321,10 +327,11 @@ class BillingSchedule:
             self.catch_up()
         horizon = ts(up_to + timedelta(days=self.lead_days))
         rows = self.db.query(
-            "SELECT subscription_id FROM subscriptions WHERE next_check_at IS NOT NULL"
-            " AND next_check_at <= ? ORDER BY next_check_at",
-            (horizon,),
-        )
+            "SELECT s.subscription_id FROM subscriptions s JOIN plans p ON p.plan_id = s.plan_id"
+            " WHERE s.next_check_at IS NOT NULL AND (s.next_check_at <= ?"
+            " OR ((p.interval_unit = 'year' OR ? = 1) AND s.status IN ('active', 'past_due')"
+            " AND s.current_period_end <= ?)) ORDER BY s.next_check_at",
+            (ts(up_to), 1 if self.remind_all else 0, horizon))
         return [subscription_uuid(row["subscription_id"]) for row in rows]
 
     def subscriptions_on_plan(self, plan_id: str):
@@ -334,7 +341,5 @@ class BillingSchedule:
             self.catch_up()
         rows = self.db.query(
             "SELECT subscription_id FROM subscriptions WHERE plan_id = ?"
-            " AND status IN ('trialing', 'active', 'past_due')",
-            (plan_id,),
-        )
+            " AND status IN ('trialing', 'active', 'past_due')", (plan_id,))
         return [subscription_uuid(row["subscription_id"]) for row in rows]
