@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 import sys
@@ -80,8 +81,42 @@ def parse_time(text: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta[f"subledger.{param.name}"] = value
+    return value
+
+
+def publish_options(fn: Callable) -> Callable:
+    """--publish / --wait / --timeout: send the command through Kafka instead of applying it."""
+    fn = click.option(
+        "--timeout",
+        type=float,
+        default=30.0,
+        show_default=True,
+        expose_value=False,
+        callback=_remember,
+        help="With --wait: seconds to wait for the outcome.",
+    )(fn)
+    fn = click.option(
+        "--wait",
+        is_flag=True,
+        expose_value=False,
+        callback=_remember,
+        help="With --publish: wait until it is applied or rejected.",
+    )(fn)
+    fn = click.option(
+        "--publish",
+        is_flag=True,
+        expose_value=False,
+        callback=_remember,
+        help="Produce it to the commands topic (Kafka) and print its id.",
+    )(fn)
+    return fn
+
+
 def command_options(fn: Callable) -> Callable:
     """What every command verb takes: when it takes effect, its id, who asks."""
+    fn = publish_options(fn)
     fn = click.option("--at", "at_", help="Effective time (ISO 8601, UTC); default now.")(fn)
     fn = click.option(
         "--command-id",
@@ -108,9 +143,41 @@ def issue(
         source="cli",
         **fields,
     )
+    if ctx.meta.get("subledger.publish"):
+        return publish(
+            app,
+            command,
+            fmt,
+            wait=bool(ctx.meta.get("subledger.wait")),
+            timeout=float(ctx.meta.get("subledger.timeout") or 30.0),
+        )
     outcome = app.run(command)
     show(outcome, fmt)
     return outcome
+
+
+def publish(app: App, command: c.Command, fmt: str, *, wait: bool, timeout: float) -> dict:
+    """Produce to the commands topic; with `wait`, report what the ledger made of it."""
+    from consumers.commands import Publisher
+
+    if not app.config.kafka_bootstrap:
+        raise Failure("--publish needs SUBLEDGER_KAFKA_BOOTSTRAP")
+    publisher = Publisher(app.config)
+    try:
+        publisher.publish(command, remember_rejections=wait)
+        if not wait:
+            click.echo(command.command_id)
+            return {"command_id": command.command_id}
+        outcome = publisher.wait(app.runtime.ledger, command.command_id, timeout)
+    finally:
+        publisher.close()
+    result = {"command_id": command.command_id, "status": outcome.status, **outcome.detail}
+    show(result, fmt)
+    if outcome.status == "rejected":
+        raise Failure(f"rejected: {outcome.detail.get('reason', '')}")
+    if outcome.status == "timeout":
+        raise Failure(f"no outcome for {command.command_id} within {timeout:g}s")
+    return result
 
 
 # ---- output ----------------------------------------------------------------------------
@@ -669,6 +736,7 @@ def clock() -> None:
 @click.option("--to", "to", required=True, help="Run everything due up to this time.")
 @click.option("--command-id")
 @click.option("--actor")
+@publish_options
 @format_option
 @click.pass_context
 def clock_advance(ctx, to, command_id, actor, fmt):
@@ -929,75 +997,121 @@ def simulate(app: App, customers: int, months: int, seed: int, fmt: str) -> None
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.pass_obj
 def demo(app: App, customers: int, months: int, seed: int) -> None:
-    """A small simulated year, then the book: MRR, movements, churn, invoices."""
-
+    """A small simulated year, then the book: MRR by month, movements, churn, invoices."""
     if not app.runtime.ledger.recorder.max_notification_id():
         click.echo(
-            f"Simulating {customers} customers over {months} months "
-            f"(seed {seed}) into {app.config.data_dir}/ ..."
+            f"Simulating {customers} customers over {months} months (seed {seed}) "
+            f"into {app.config.data_dir}/ ..."
         )
         counts = run_simulation(app, customers, months, seed)
         click.echo(
-            f"{counts['commands']} commands ({counts['rejected']} rejected by the "
-            f"rules), {counts['events']} events recorded.\n"
+            f"{counts['commands']} commands ({counts['rejected']} refused by the rules), "
+            f"{counts['events']} events recorded.\n"
         )
-    db = app.runtime.db
-    clock_now = app.runtime.ledger.clock_now()
-    start = clock_now - timedelta(days=365) if clock_now else datetime(2025, 1, 1, tzinfo=UTC)
-    summary(db, start, clock_now or datetime.now(UTC))
+    end = app.runtime.ledger.clock_now() or datetime.now(UTC).replace(microsecond=0)
+    summary(app.runtime.db, end)
 
 
-def summary(db: Any, start: datetime, end: datetime) -> None:
+def _month_starts(end: datetime, count: int) -> list[datetime]:
+    """The first instants of the `count` months up to `end`'s month, and the one after."""
+    year, month = end.year, end.month
+    out = []
+    for _ in range(count + 1):
+        out.append(datetime(year, month, 1, tzinfo=UTC))
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return sorted(out)
+
+
+def _next_month(start: datetime) -> datetime:
+    return (start + timedelta(days=32)).replace(day=1)
+
+
+def summary(db: Any, end: datetime) -> None:
+    """The book as an operator reads it: month by month, then churn, revenue, invoices."""
+    from rich.console import Console
+    from rich.table import Table
+
     from projections import reports
 
-    def money(amount: int, currency: str) -> str:
-        return f"{currency} {format_amount(amount, currency)}"
-
-    click.echo(f"The book from {start:%Y-%m-%d} to {end:%Y-%m-%d}")
-    for currency, m in reports.mrr(db, end).items():
-        click.echo(
-            f"  {currency}: MRR {money(m['mrr'], currency)}, ARR "
-            f"{money(m['arr'], currency)}, {m['paying_customers']} paying customers, "
-            f"ARPU {money(m['arpu'], currency)}, "
+    console = Console(width=130)
+    months = _month_starts(end - timedelta(seconds=1), 12)[1:]
+    months.append(_next_month(months[-1]))
+    first, last = months[0], months[-1]
+    now = reports.mrr(db, end)
+    console.print(f"[bold]The book as of {end:%Y-%m-%d %H:%M} UTC[/bold]")
+    for currency, m in now.items():
+        console.print(
+            f"  {currency}: MRR {currency} {format_amount(m['mrr'], currency)} · ARR "
+            f"{currency} {format_amount(m['arr'], currency)} · {m['paying_customers']} paying "
+            f"customers · ARPU {currency} {format_amount(m['arpu'], currency)} · "
             f"{m['active_subscriptions']} active subscriptions"
         )
-    click.echo("MRR movements")
-    for currency, mv in reports.movements(db, start, end).items():
-        click.echo(
-            "  "
-            + currency
-            + ": "
-            + ", ".join(
-                f"{k} {money(mv[k], currency)}"
-                for k in ("new", "expansion", "contraction", "churn", "reactivation", "net")
+    for currency in now:
+        table = Table(title=f"MRR movements by month ({currency})")
+        for column in (
+            "month",
+            "new",
+            "expansion",
+            "contraction",
+            "churn",
+            "reactivation",
+            "net",
+            "MRR at month end",
+            "logo churn",
+        ):
+            table.add_column(column, justify="right")
+        for a, b in itertools.pairwise(months):
+            mv = reports.movements(db, a, b).get(currency, {})
+            ch = reports.churn(db, a, b).get(currency, {})
+            at_end = reports.mrr(db, b - timedelta(seconds=1)).get(currency, {}).get("mrr", 0)
+            rate = ch.get("logo_churn_rate")
+            table.add_row(
+                f"{a:%Y-%m}",
+                *[
+                    format_amount(mv.get(k, 0), currency)
+                    for k in ("new", "expansion", "contraction", "churn", "reactivation", "net")
+                ],
+                format_amount(at_end, currency),
+                "-" if rate is None else f"{rate:.1%}",
+            )
+        console.print(table)
+    quarter = months[-4]
+    for currency, ch in reports.churn(db, quarter, last).items():
+        if ch.get("logo_churn_rate") is None:
+            continue
+        console.print(
+            f"Last 3 months ({currency}): logo churn {ch['logo_churn_rate']:.1%}, revenue "
+            f"churn {ch['revenue_churn_rate']:.1%}, net revenue churn "
+            f"{ch['net_revenue_churn_rate']:.1%}"
+            + (
+                f", trial conversion {ch['trial_conversion_rate']:.0%}"
+                if ch.get("trial_conversion_rate") is not None
+                else ""
             )
         )
-    click.echo("Churn")
-    for currency, ch in reports.churn(db, start, end).items():
-        rate = ch.get("logo_churn_rate")
-        click.echo(
-            f"  {currency}: {ch.get('customers_churned', 0)} customers churned, logo "
-            f"churn {rate:.1%}"
-            if rate is not None
-            else f"  {currency}: -"
-        )
-    click.echo("Revenue")
-    for currency, rv in reports.revenue(db, start, end).items():
-        click.echo(
-            f"  {currency}: billed {money(rv['billed'], currency)} (tax "
-            f"{money(rv['tax'], currency)}), collected {money(rv['collected'], currency)}"
-            f", written off {money(rv['written_off'], currency)}, outstanding "
-            f"{money(rv['outstanding'], currency)}"
+    for currency, rv in reports.revenue(db, first, last).items():
+        console.print(
+            f"Revenue ({currency}): billed {format_amount(rv['billed'], currency)} (tax "
+            f"{format_amount(rv['tax'], currency)}), collected "
+            f"{format_amount(rv['collected'], currency)}, written off "
+            f"{format_amount(rv['written_off'], currency)}, outstanding "
+            f"{format_amount(rv['outstanding'], currency)}"
         )
     rows = reports.invoices(db)
     statuses: dict[str, int] = {}
     for row in rows:
         statuses[row["status"]] = statuses.get(row["status"], 0) + 1
-    click.echo(f"Invoices: {len(rows)} ({', '.join(f'{v} {k}' for k, v in statuses.items())})")
+    console.print(
+        f"Invoices: {len(rows)} ({', '.join(f'{v} {k}' for k, v in statuses.items())}); the latest:"
+    )
     for row in rows[-3:]:
-        click.echo(
+        lines = ", ".join(
+            f"{ln['kind']} {format_amount(ln['amount'], row['currency'])}" for ln in row["lines"]
+        )
+        console.print(
             f"  {row['number']} {row['issued_at']} {row['subscription_id']} "
-            f"{money(row['total'], row['currency'])} {row['status']}"
+            f"{row['currency']} {format_amount(row['total'], row['currency'])} "
+            f"{row['status']}: {lines}"
         )
 
 
@@ -1014,6 +1128,14 @@ def projections() -> None:
 @click.pass_obj
 def projections_status(app: App, fmt: str) -> None:
     """Each projection's position and lag behind the event store's head."""
+    if app.config.kafka_bootstrap and not app.config.embedded:
+        from consumers.projector import status
+
+        runtime = app.runtime
+        state = status(app.config, runtime.ledger, runtime.projections, runtime.db)
+        click.echo(f"event store head {state['head']}, relayed up to {state['relay']}")
+        show(state["partitions"], fmt)
+        return
     feeder = app.runtime.feeder
     head = feeder.head()
     show(
@@ -1023,6 +1145,63 @@ def projections_status(app: App, fmt: str) -> None:
         ],
         fmt,
     )
+
+
+@projections.command("wait")
+@click.option("--timeout", type=float, default=60.0, show_default=True)
+@click.pass_obj
+def projections_wait(app: App, timeout: float) -> None:
+    """Return once every projection has caught up with the event store's head."""
+    if not (app.config.kafka_bootstrap and not app.config.embedded):
+        app.runtime.catch_up()
+        return
+    from consumers.projector import wait_caught_up
+
+    runtime = app.runtime
+    if not wait_caught_up(app.config, runtime.ledger, runtime.projections, runtime.db, timeout):
+        raise Failure(f"projections not caught up within {timeout:g}s")
+
+
+@cli.command()
+@click.option(
+    "--clock",
+    "clock_",
+    type=click.Choice(["wall", "manual"]),
+    default="manual",
+    show_default=True,
+    help="wall: publish AdvanceClock every --tick seconds.",
+)
+@click.option(
+    "--workers",
+    default="commands,relay,projections,scheduler",
+    show_default=True,
+    help="Comma-separated: commands, relay, projections, scheduler.",
+)
+@click.option(
+    "--tick",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="With --clock wall: seconds between clock ticks.",
+)
+@click.pass_obj
+def serve(app: App, clock_: str, workers: str, tick: float) -> None:
+    """Run the Kafka pipeline's workers until SIGTERM/SIGINT."""
+    import logging
+
+    from consumers.serve import serve as run
+
+    logging.basicConfig(
+        level=os.environ.get("SUBLEDGER_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(threadName)s %(levelname)s %(message)s",
+    )
+    names = [w.strip() for w in workers.split(",") if w.strip()]
+    try:
+        code = run(app.config, names, clock=clock_, tick_s=tick)
+    except (ValueError, RuntimeError) as exc:
+        raise Failure(str(exc)) from None
+    if code:
+        raise Failure("a worker failed (see the log)")
 
 
 @projections.command("rebuild")

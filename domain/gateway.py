@@ -48,8 +48,6 @@ class SandboxGateway:
             return self.calls[idempotency_key]
         digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
         reason = DECLINES.get(token)
-        if token == "tok_chargeDeclinedAfterFirst" and not idempotency_key.endswith(":1"):
-            reason = "card_declined"
         result = (
             ChargeResult(False, f"ch_failed_{digest}", reason)
             if reason

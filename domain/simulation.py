@@ -56,7 +56,7 @@ TOKENS = [
     ("tok_visa", 92),
     ("tok_chargeDeclined", 3),
     ("tok_chargeDeclinedInsufficientFunds", 3),
-    ("tok_chargeDeclinedAfterFirst", 2),
+    ("tok_chargeDeclinedExpiredCard", 2),
 ]
 FIRST = [
     "Ada",
