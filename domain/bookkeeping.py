@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from domain.base import LedgerAggregate
@@ -17,6 +17,9 @@ class Coupon(LedgerAggregate):
 
         def apply(self, coupon: Coupon) -> None:
             coupon.terms = CouponTerms.from_dict(self.terms)
+
+    if TYPE_CHECKING:
+        terms: CouponTerms
 
     @classmethod
     def define(cls, *, id: UUID, terms: CouponTerms, at: datetime, meta: dict) -> Coupon:
@@ -39,6 +42,10 @@ class TaxRate(LedgerAggregate):
 
         def apply(self, tax: TaxRate) -> None:
             tax.rate_ppm = self.rate_ppm
+
+    if TYPE_CHECKING:
+        country: str
+        rate_ppm: int
 
     @staticmethod
     def check_rate(rate_ppm: int) -> None:
@@ -77,6 +84,10 @@ class InvoiceSequence(LedgerAggregate):
             seq.last = self.last
             seq.taken = self.last
 
+    if TYPE_CHECKING:
+        last: int
+        taken: int
+
     @classmethod
     def start(cls, *, id: UUID, at: datetime, meta: dict) -> InvoiceSequence:
         return cls._create(cls.Started, id=id, timestamp=at, meta=meta)
@@ -112,6 +123,10 @@ class CommandReceipt(LedgerAggregate):
             receipt.command = self.command
             receipt.outcome = dict(self.outcome)
 
+    if TYPE_CHECKING:
+        command: str
+        outcome: dict[str, Any]
+
     @classmethod
     def record(
         cls, *, id: UUID, command: str, outcome: dict[str, Any], at: datetime, meta: dict
@@ -131,6 +146,9 @@ class LedgerClock(LedgerAggregate):
     class Advanced(LedgerAggregate.Event):
         def apply(self, clock: LedgerClock) -> None:
             clock.now = self.timestamp
+
+    if TYPE_CHECKING:
+        now: datetime
 
     @classmethod
     def start(cls, *, id: UUID, at: datetime, meta: dict) -> LedgerClock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from domain.base import LedgerAggregate
@@ -54,6 +54,12 @@ class Customer(LedgerAggregate):
         def apply(self, customer: Customer) -> None:
             customer.erased = True
             customer.personal = ""
+
+    if TYPE_CHECKING:  # state set by the events; not constructor fields for eventsourcing
+        customer_id: str
+        country: str
+        personal: str
+        erased: bool
 
     @classmethod
     def register(

@@ -516,7 +516,7 @@ class Ledger(Application[UUID]):
             push(sub)
             if uow.size >= settings.chunk_size:
                 self._flush(uow)
-                kept = {
+                kept: dict[UUID, LedgerAggregate] = {
                     k: v
                     for k, v in uow.aggregates.items()
                     if isinstance(v, (LedgerClock, CommandReceipt))
@@ -721,7 +721,7 @@ class Ledger(Application[UUID]):
 
     def get(self, cls: type[A], id: UUID, *, version: int | None = None) -> A | None:
         try:
-            agg = self.repository.get(id, version=version)
+            agg: Any = self.repository.get(id, version=version)
         except AggregateNotFoundError:
             return None
         return agg if isinstance(agg, cls) else None

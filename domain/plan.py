@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from domain.base import LedgerAggregate
@@ -57,6 +57,16 @@ class Plan(LedgerAggregate):
     class Retired(LedgerAggregate.Event):
         def apply(self, plan: Plan) -> None:
             plan.retired = True
+
+    if TYPE_CHECKING:  # state set by the events; not constructor fields for eventsourcing
+        plan_id: str
+        name: str
+        currency: str
+        interval: Interval
+        trial_days: int
+        features: list[str]
+        versions: list[dict[str, Any]]
+        retired: bool
 
     @classmethod
     def define(

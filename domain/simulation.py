@@ -11,6 +11,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from domain import commands as c
 
@@ -129,7 +130,7 @@ class Simulation:
     def days(self) -> int:
         return (self.end - self.start).days
 
-    def _cmd(self, cls: type[c.Command], at: datetime, **fields: object) -> c.Command:
+    def _cmd(self, cls: type[c.Command], at: datetime, **fields: Any) -> c.Command:
         self._n += 1
         return cls(
             command_id=f"sim-{self.seed}-{self._n}",

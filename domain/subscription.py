@@ -7,7 +7,7 @@ events topic never has to re-derive billing state to follow the book.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from domain.base import LedgerAggregate, iso
@@ -259,6 +259,32 @@ class Subscription(LedgerAggregate):
 
         def change(self, sub: Subscription) -> None:
             sub.reminded_for = self.renews_at
+
+    if TYPE_CHECKING:  # state set by the events; not constructor fields for eventsourcing
+        subscription_id: str
+        customer_id: str
+        plan_id: str
+        plan_version: int
+        currency: str
+        pricing: Pricing
+        interval: Interval
+        quantity: int
+        status: str
+        mrr: int
+        anchor: datetime
+        period_index: int
+        period_start: datetime
+        period_end: datetime
+        trial_end: datetime | None
+        coupon: Coupon | None
+        coupon_periods_left: int | None
+        discounted: bool
+        cancel_at_period_end: bool
+        credit_balance: int
+        open_invoices: dict[str, dict[str, Any]]
+        billed_through: datetime | None
+        reminded_for: datetime | None
+        paused_from: datetime
 
     # ---- creation -------------------------------------------------------------------
 

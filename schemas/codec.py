@@ -167,7 +167,7 @@ class _SingleObjectCodec:
         rest = len(data) - registry.HEADER_SIZE - body.tell()
         if rest:
             raise DecodeError(f"{rest} trailing bytes after a {what} body")
-        return writer.fullname, datum
+        return writer.fullname, datum  # type: ignore[return-value]
 
 
 class CommandCodec(_SingleObjectCodec):
@@ -252,7 +252,7 @@ class EventCodec(_SingleObjectCodec):
                 data[name] = json.dumps(data[name], ensure_ascii=False, separators=(",", ":"))
         except (KeyError, TypeError, ValueError) as exc:
             raise EncodeError(f"{fullname}: field {exc} is not JSON-able") from exc
-        meta = {k: record.meta.get(k) for k in self._meta_keys}
+        meta: dict[str, Any] = {k: record.meta.get(k) for k in self._meta_keys}
         meta["extra"] = {k: v for k, v in record.meta.items() if k not in self._meta_keys}
         datum = {
             "event_id": record.event_id,

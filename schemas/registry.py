@@ -47,7 +47,8 @@ def header(fp: bytes) -> bytes:
 
 def load_current(fullname: str, avro_dir: Path = AVRO_DIR) -> dict[str, Any]:
     """The current version, fully expanded, as a plain (unparsed) schema dict."""
-    return load_schema(str(avro_dir / f"{fullname}.avsc"), _write_hint=False)
+    schema: Any = load_schema(str(avro_dir / f"{fullname}.avsc"), _write_hint=False)
+    return schema
 
 
 def current_names(avro_dir: Path = AVRO_DIR, prefix: str = "") -> list[str]:
