@@ -47,6 +47,8 @@ class App:
             from bootstrap import Runtime
 
             self._runtime = Runtime(self.config)
+            if self.config.embedded:  # whatever a crash left behind, reads see it all
+                self._runtime.catch_up()
         return self._runtime
 
     def now(self) -> datetime:
