@@ -278,17 +278,22 @@ class Ledger(Application[UUID]):
     @handle.register
     def _(self, cmd: c.ChangePlanPrice, uow: UnitOfWork) -> dict[str, Any]:
         plan = self._plan(uow, cmd.plan_id)
-        plan.change_price(Pricing.from_dict(cmd.pricing), cmd.apply_to, cmd.at, cmd.meta())
-        migrated = 0
+        subscribers: list[Subscription] = []
         if cmd.apply_to == "immediately" and self.schedule is not None:
             for sub_id in self.schedule.subscriptions_on_plan(cmd.plan_id):
                 sub = uow.find(Subscription, sub_id)
-                if sub is None or sub.status not in ("active", "past_due", "trialing"):
-                    continue
-                if sub.plan_id != plan.plan_id or sub.plan_version >= plan.price_version:
-                    continue
-                self._change(uow, sub, plan, sub.quantity, cmd, reason="price_change")
-                migrated += 1
+                if sub is not None:  # their overdue work first, at the old price
+                    self._bring_up_to(uow, sub, cmd.at, cmd.meta(actor="scheduler"))
+                    subscribers.append(sub)
+        plan.change_price(Pricing.from_dict(cmd.pricing), cmd.apply_to, cmd.at, cmd.meta())
+        migrated = 0
+        for sub in subscribers:
+            if sub.status not in ("active", "past_due", "trialing"):
+                continue
+            if sub.plan_id != plan.plan_id or sub.plan_version >= plan.price_version:
+                continue
+            self._change(uow, sub, plan, sub.quantity, cmd, reason="price_change")
+            migrated += 1
         return {"plan_id": cmd.plan_id, "price_version": plan.price_version, "migrated": migrated}
 
     @handle.register
@@ -411,7 +416,7 @@ class Ledger(Application[UUID]):
 
     @handle.register
     def _(self, cmd: c.ChangePlan, uow: UnitOfWork) -> dict[str, Any]:
-        sub = self._subscription(uow, cmd.subscription_id)
+        sub = self._subscription(uow, cmd.subscription_id, cmd)
         plan = self._plan(uow, cmd.plan_id)
         invoices = self._change(uow, sub, plan, cmd.quantity or sub.quantity, cmd)
         return {
@@ -423,7 +428,7 @@ class Ledger(Application[UUID]):
 
     @handle.register
     def _(self, cmd: c.Cancel, uow: UnitOfWork) -> dict[str, Any]:
-        sub = self._subscription(uow, cmd.subscription_id)
+        sub = self._subscription(uow, cmd.subscription_id, cmd)
         sub.cancel(immediately=cmd.immediately, reason=cmd.reason, at=cmd.at, meta=cmd.meta())
         return {
             "subscription_id": cmd.subscription_id,
@@ -433,13 +438,13 @@ class Ledger(Application[UUID]):
 
     @handle.register
     def _(self, cmd: c.Pause, uow: UnitOfWork) -> dict[str, Any]:
-        sub = self._subscription(uow, cmd.subscription_id)
+        sub = self._subscription(uow, cmd.subscription_id, cmd)
         sub.pause(cmd.at, cmd.meta())
         return {"subscription_id": cmd.subscription_id, "status": sub.status}
 
     @handle.register
     def _(self, cmd: c.Resume, uow: UnitOfWork) -> dict[str, Any]:
-        sub = self._subscription(uow, cmd.subscription_id)
+        sub = self._subscription(uow, cmd.subscription_id, cmd)
         invoices = []
         if sub.resume(cmd.at, cmd.meta()):
             plan = self._plan(uow, sub.plan_id)
@@ -448,7 +453,7 @@ class Ledger(Application[UUID]):
 
     @handle.register
     def _(self, cmd: c.Reactivate, uow: UnitOfWork) -> dict[str, Any]:
-        sub = self._subscription(uow, cmd.subscription_id)
+        sub = self._subscription(uow, cmd.subscription_id, cmd)
         plan = self._plan(uow, sub.plan_id)
         self._customer(uow, sub.customer_id).check_not_erased()
         invoices = []
@@ -458,7 +463,7 @@ class Ledger(Application[UUID]):
 
     @handle.register
     def _(self, cmd: c.RecordPayment, uow: UnitOfWork) -> dict[str, Any]:
-        sub = self._subscription(uow, cmd.subscription_id)
+        sub = self._subscription(uow, cmd.subscription_id, cmd)
         sub.record_payment(cmd.invoice_number, cmd.amount, cmd.reference, cmd.at, cmd.meta())
         return {
             "subscription_id": cmd.subscription_id,
@@ -691,12 +696,42 @@ class Ledger(Application[UUID]):
             UnknownCustomer(f"unknown customer '{customer_id}'"),
         )
 
-    def _subscription(self, uow: UnitOfWork, subscription_id: str) -> Subscription:
-        return uow.get(
+    def _subscription(self, uow: UnitOfWork, subscription_id: str, cmd: c.Command) -> Subscription:
+        sub = uow.get(
             Subscription,
             subscription_uuid(subscription_id),
             UnknownSubscription(f"unknown subscription '{subscription_id}'"),
         )
+        self._bring_up_to(uow, sub, cmd.at, cmd.meta(actor="scheduler"))
+        return sub
+
+    def _bring_up_to(self, uow: UnitOfWork, sub: Subscription, at: datetime, meta: dict) -> None:
+        """Run this subscription's own due work up to `at` before a command applies.
+
+        A command may arrive before the clock has been advanced past its time: the
+        renewal, retry or cancellation that fell due first is done first, as it would
+        have been, so the command meets the state it was aimed at.
+        """
+        settings, counts = (
+            self.settings,
+            dict.fromkeys(
+                (
+                    "renewals",
+                    "invoices",
+                    "payments_failed",
+                    "churned",
+                    "trials_converted",
+                    "reminders",
+                    "retries",
+                ),
+                0,
+            ),
+        )
+        while True:
+            nxt = sub.next_due(settings.reminder_days, settings.remind_all_plans)
+            if nxt is None or nxt[0] > at:
+                return
+            self._run_one(uow, sub, nxt[0], nxt[2], meta, counts)
 
     def _sequence(self, uow: UnitOfWork, at: datetime, meta: dict) -> InvoiceSequence:
         if not uow.sequence_meta:  # the allocation is recorded as the first taker's

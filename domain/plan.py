@@ -133,12 +133,12 @@ class Plan(LedgerAggregate):
             raise InvalidTransition(f"plan '{self.plan_id}' is already retired")
         self.emit(self.Retired, at, meta)
 
-    def migrated_version_after(self, version: int) -> int | None:
-        """The newest version that existing subscribers on `version` must move to, if any."""
+    def migrated_version_after(self, version: int, at: datetime) -> int | None:
+        """The newest version, in force at `at`, that subscribers on `version` move to."""
         for entry in reversed(self.versions):
             if entry["version"] <= version:
                 return None
-            if entry["apply_to"] in ("at_renewal", "immediately"):
+            if entry["apply_to"] in ("at_renewal", "immediately") and entry["at"] <= at:
                 return entry["version"]
         return None
 

@@ -86,6 +86,7 @@ class Subscription(LedgerAggregate):
             sub.credit_balance = 0
             sub.open_invoices = {}
             sub.billed_through = None
+            sub.period_invoice = None
             sub.reminded_for = None
 
     class TrialConverted(Event):
@@ -135,6 +136,7 @@ class Subscription(LedgerAggregate):
             recurring = [ln["period_end"] for ln in self.lines if ln["kind"] == "recurring"]
             if recurring:
                 sub.billed_through = max(recurring)
+                sub.period_invoice = self.number
             if self.amount_due > 0:
                 sub.open_invoices[self.number] = {
                     "amount_due": self.amount_due,
@@ -214,8 +216,11 @@ class Subscription(LedgerAggregate):
         def change(self, sub: Subscription) -> None:
             sub.cancel_at_period_end = False
             sub.open_invoices = {}
-            if self.kind == "involuntary" and sub.billed_through is not None:
-                # the unpaid rest of the period was written off, not delivered
+            if (
+                self.kind == "involuntary"
+                and sub.billed_through is not None
+                and sub.period_invoice in self.written_off
+            ):  # the period's own invoice was written off: its rest was never paid for
                 sub.billed_through = min(sub.billed_through, self.timestamp)
 
     class Reactivated(Event):
@@ -283,6 +288,7 @@ class Subscription(LedgerAggregate):
         credit_balance: int
         open_invoices: dict[str, dict[str, Any]]
         billed_through: datetime | None
+        period_invoice: str | None
         reminded_for: datetime | None
         paused_from: datetime
 
@@ -583,7 +589,7 @@ class Subscription(LedgerAggregate):
         index = self.period_index + 1
         start = self.period_end
         end = add_interval(self.anchor, self.interval, index + 1)
-        version = plan.migrated_version_after(self.plan_version) or self.plan_version
+        version = plan.migrated_version_after(self.plan_version, at) or self.plan_version
         pricing = plan.pricing_at(version) if version != self.plan_version else self.pricing
         self.emit(
             self.Renewed,

@@ -1,0 +1,289 @@
+"""The same ledger on SQLite and on the real PostgreSQL: the same book, byte for byte.
+
+Every test here runs its one body on both back ends (`backend` is parametrized). PostgreSQL
+comes from ops/services through the `pg_database_pair` fixture: if it is not there the test
+FAILS, it never skips.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bootstrap import Config, Runtime
+from domain import commands as c
+from domain.identity import customer_uuid
+from projections import reports
+
+JAN, APR = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 4, 1, tzinfo=UTC)
+
+
+def T(year: int, month: int, day: int, hour: int = 0) -> datetime:
+    return datetime(year, month, day, hour, tzinfo=UTC)
+
+
+class Backend:
+    """Makes Configs for one back end: `config()` for the store, `config(fresh_read=True)`
+    for the same event store with a new, empty read-model database."""
+
+    def __init__(self, name: str, make: Callable[[bool], Config]) -> None:
+        self.name = name
+        self._make = make
+
+    def config(self, fresh_read: bool = False) -> Config:
+        return self._make(fresh_read)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "sqlite":
+        reads = itertools.count(1)
+
+        def sqlite(fresh_read: bool) -> Config:
+            read = f"sqlite:///{tmp_path / f'read-{next(reads)}.sqlite'}" if fresh_read else None
+            return Config(data_dir=tmp_path / "data", read_db=read)
+
+        return Backend("sqlite", sqlite)
+    pair = request.getfixturevalue("pg_database_pair")
+    make_pg_database = request.getfixturevalue("make_pg_database")
+
+    def postgres(fresh_read: bool) -> Config:
+        read = make_pg_database("read2") if fresh_read else pair.read_db_url
+        return Config(data_dir=tmp_path / "data", event_store=pair.event_store_url, read_db=read)
+
+    return Backend("postgres", postgres)
+
+
+class Driver:
+    """Issues commands with unique ids and answers from caught-up read models."""
+
+    def __init__(self, runtime: Runtime, prefix: str = "cmd") -> None:
+        self.rt = runtime
+        self.ids = itertools.count(1)
+        self.prefix = prefix
+
+    def run(self, cls: type[c.Command], at: datetime, **fields: Any) -> dict[str, Any]:
+        fields.setdefault("command_id", f"{self.prefix}-{next(self.ids)}")
+        outcome = self.rt.ledger.execute(cls(at=at, actor="it", source="pytest", **fields))
+        self.rt.catch_up()
+        return outcome
+
+    def invoices(self) -> list[dict[str, Any]]:
+        self.rt.catch_up()
+        return reports.invoices(self.rt.db)
+
+
+@pytest.fixture
+def runtime(backend: Backend) -> Iterator[Runtime]:
+    rt = Runtime(backend.config())
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+def flat(amount: int) -> dict[str, Any]:
+    return {"model": "flat", "amount": amount, "tiers": []}
+
+
+def play_small_book(d: Driver) -> None:
+    """Three plans, four customers (one GB, one declining), an upgrade, three months."""
+    d.run(c.DefinePlan, JAN, plan_id="basic", name="Basic", currency="USD", pricing=flat(1000))
+    d.run(c.DefinePlan, JAN, plan_id="pro", name="Pro", currency="USD", pricing=flat(3000))
+    d.run(
+        c.DefinePlan,
+        JAN,
+        plan_id="seats",
+        name="Seats",
+        currency="EUR",
+        pricing={"model": "per_unit", "amount": 500, "tiers": []},
+    )
+    d.run(c.SetTaxRate, JAN, country="GB", rate_ppm=200_000)
+    d.run(c.DefineCoupon, JAN, code="HALF", percent_off_bp=5000, duration="repeating", periods=2)
+    for customer_id, token, country in [
+        ("ada", "tok_visa", "US"),
+        ("alan", "tok_visa", "GB"),
+        ("bob", "tok_chargeDeclined", "US"),
+        ("eve", "tok_visa", "DE"),
+    ]:
+        d.run(
+            c.RegisterCustomer,
+            JAN,
+            customer_id=customer_id,
+            name=customer_id.title(),
+            email=f"{customer_id}@example.com",
+            payment_token=token,
+            country=country,
+        )
+    d.run(c.Subscribe, T(2024, 1, 1), customer_id="ada", plan_id="basic", subscription_id="s-ada")
+    d.run(
+        c.Subscribe,
+        T(2024, 1, 5),
+        customer_id="alan",
+        plan_id="basic",
+        subscription_id="s-alan",
+        coupon="HALF",
+    )
+    d.run(c.Subscribe, T(2024, 1, 10), customer_id="bob", plan_id="pro", subscription_id="s-bob")
+    d.run(
+        c.Subscribe,
+        T(2024, 1, 15),
+        customer_id="eve",
+        plan_id="seats",
+        subscription_id="s-eve",
+        quantity=3,
+    )
+    d.run(c.AdvanceClock, T(2024, 1, 16, 12))
+    d.run(c.ChangePlan, T(2024, 1, 16, 12), subscription_id="s-ada", plan_id="pro")
+    d.run(c.AdvanceClock, T(2024, 2, 20))
+    d.run(c.Cancel, T(2024, 2, 20), subscription_id="s-alan")
+    d.run(c.AdvanceClock, APR)
+
+
+def snapshot(rt: Runtime) -> dict[str, Any]:
+    rt.catch_up()
+    db = rt.db
+    return {
+        "invoices": reports.invoices(db),
+        "subscriptions": [
+            reports.subscription(db, s) for s in ("s-ada", "s-alan", "s-bob", "s-eve")
+        ],
+        "mrr": reports.mrr(db),
+        "mrr_feb": reports.mrr(db, T(2024, 2, 1)),
+        "movements": reports.movements(db, JAN, APR),
+        "churn": reports.churn(db, T(2024, 2, 1), APR),
+        "cohorts": reports.cohorts(db),
+        "revenue": reports.revenue(db, JAN, APR),
+    }
+
+
+def test_a_small_book_bills_exactly_the_same(runtime: Runtime) -> None:
+    play_small_book(Driver(runtime))
+    invoices = Driver(runtime).invoices()
+    assert [
+        (i["number"], i["subscription_id"], i["reason"], i["total"], i["status"]) for i in invoices
+    ] == [
+        ("INV-000001", "s-ada", "subscription_create", 1000, "paid"),
+        ("INV-000002", "s-alan", "subscription_create", 600, "paid"),  # 500 + 20% tax
+        ("INV-000003", "s-bob", "subscription_create", 3000, "uncollectible"),
+        ("INV-000004", "s-eve", "subscription_create", 1500, "paid"),
+        ("INV-000005", "s-ada", "proration", 1000, "paid"),  # half of 3000 - half of 1000
+        ("INV-000006", "s-ada", "renewal", 3000, "paid"),
+        ("INV-000007", "s-alan", "renewal", 600, "paid"),
+        ("INV-000008", "s-eve", "renewal", 1500, "paid"),
+        ("INV-000009", "s-ada", "renewal", 3000, "paid"),
+        ("INV-000010", "s-eve", "renewal", 1500, "paid"),
+        ("INV-000011", "s-ada", "renewal", 3000, "paid"),  # April 1st is due at April 1st
+    ]
+    assert [(ln["kind"], ln["amount"]) for ln in invoices[1]["lines"]] == [
+        ("recurring", 1000),
+        ("discount", -500),
+        ("tax", 100),
+    ]
+    assert [(ln["kind"], ln["amount"]) for ln in invoices[4]["lines"]] == [
+        ("proration_credit", -500),
+        ("proration_charge", 1500),
+    ]
+    assert invoices[3]["currency"] == "EUR"
+    assert invoices[2]["attempts"] == 5
+    mrr = reports.mrr(runtime.db)
+    assert (mrr["USD"]["mrr"], mrr["USD"]["paying_customers"]) == (3000, 1)
+    assert (mrr["EUR"]["mrr"], mrr["EUR"]["active_subscriptions"]) == (1500, 1)
+    alan = reports.subscription(runtime.db, "s-alan")
+    assert (alan["status"], alan["canceled_at"]) == ("canceled", "2024-03-05T00:00:00Z")
+    revenue = reports.revenue(runtime.db, JAN, APR)["USD"]
+    assert (revenue["written_off"], revenue["tax"]) == (3000, 200)
+
+
+def test_sqlite_and_postgresql_give_identical_books(tmp_path: Path, pg_database_pair: Any) -> None:
+    snapshots = []
+    for config in (
+        Config(data_dir=tmp_path / "lite"),
+        Config(
+            data_dir=tmp_path / "pg",
+            event_store=pg_database_pair.event_store_url,
+            read_db=pg_database_pair.read_db_url,
+        ),
+    ):
+        with Runtime(config) as rt:
+            play_small_book(Driver(rt))
+            snapshots.append(snapshot(rt))
+    lite, pg = snapshots
+    assert lite["invoices"] and lite["mrr"]
+    for key in lite:
+        assert pg[key] == lite[key], key
+
+
+def test_a_second_runtime_reloads_the_same_book_from_the_store(
+    backend: Backend, runtime: Runtime
+) -> None:
+    play_small_book(Driver(runtime))
+    before = snapshot(runtime)
+    runtime.close()
+
+    with Runtime(backend.config(fresh_read=True)) as again:
+        assert reports.invoices(again.db) == []  # a new read model, still empty
+        assert snapshot(again) == before  # ... rebuilt from the event store
+        assert again.ledger.clock_now() == APR
+        assert again.ledger.customer_profile("ada")["email"] == "ada@example.com"
+        d = Driver(again, prefix="again")
+        d.run(c.AdvanceClock, T(2024, 5, 1))
+        assert [(i["number"], i["subscription_id"]) for i in d.invoices()][-2:] == [
+            ("INV-000012", "s-eve"),
+            ("INV-000013", "s-ada"),
+        ]
+
+
+def test_rebuilding_the_read_models_gives_the_live_rows(runtime: Runtime) -> None:
+    play_small_book(Driver(runtime))
+    before = snapshot(runtime)
+    for projection in runtime.projections:
+        runtime.feeder.rebuild(projection)
+    assert snapshot(runtime) == before
+
+
+def test_a_repeated_command_id_is_a_no_op(runtime: Runtime) -> None:
+    d = Driver(runtime)
+    d.run(c.DefinePlan, JAN, plan_id="basic", name="Basic", currency="USD", pricing=flat(1000))
+    d.run(
+        c.RegisterCustomer,
+        JAN,
+        customer_id="ada",
+        name="Ada",
+        email="ada@example.com",
+        payment_token="tok_visa",
+    )
+    signup = {"customer_id": "ada", "plan_id": "basic", "subscription_id": "s1"}
+    first = d.run(c.Subscribe, JAN, command_id="signup", **signup)
+    head = runtime.ledger.recorder.max_notification_id()
+    again = d.run(c.Subscribe, JAN, command_id="signup", **signup)
+    assert again == {**first, "duplicate": True}
+    assert runtime.ledger.recorder.max_notification_id() == head
+    assert [i["number"] for i in d.invoices()] == ["INV-000001"]
+
+
+def test_erasure_destroys_the_key_and_keeps_the_invoices(runtime: Runtime) -> None:
+    d = Driver(runtime)
+    play_small_book(d)
+    cid = str(customer_uuid("ada"))
+    ciphertext = runtime.ledger.history(customer_uuid("ada"))[0].personal
+    assert runtime.keys.get(cid) is not None
+
+    d.run(c.EraseCustomer, T(2024, 4, 2), customer_id="ada")
+
+    assert runtime.keys.get(cid) is None
+    assert runtime.ledger.vault.decrypt(cid, ciphertext) is None
+    assert runtime.ledger.customer_profile("ada") == {
+        "customer_id": "ada",
+        "country": "US",
+        "erased": True,
+    }
+    ada = [i for i in d.invoices() if i["customer_id"] == "ada"]
+    assert [i["total"] for i in ada] == [1000, 1000, 3000, 3000, 3000]
+    # the other customers are untouched
+    assert runtime.ledger.customer_profile("eve")["name"] == "Eve"
