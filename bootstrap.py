@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -156,10 +158,37 @@ class PostgresKeyStore:
         self._conn.close()
 
 
+SETUP_LOCK = 0x5B1ED5E7  # PostgreSQL advisory lock id: "subledger setup"
+
+
+@contextmanager
+def setup_lock(config: Config) -> Iterator[None]:
+    """Serialise table creation across processes: concurrent CREATE ... IF NOT EXISTS and
+    eventsourcing's CREATE OR REPLACE FUNCTION race in PostgreSQL ("tuple concurrently
+    updated") when several workers or CLI calls start at once."""
+    if config.event_store is None:
+        yield
+        return
+    import psycopg2
+
+    conn = psycopg2.connect(config.event_store)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
+        yield
+    finally:
+        conn.close()  # releases the lock
+
+
 class Runtime:
     """A ledger, its read-model database and the in-process projection feeder."""
 
     def __init__(self, config: Config) -> None:
+        with setup_lock(config):
+            self._open(config)
+
+    def _open(self, config: Config) -> None:
         from consumers.embedded import LogFeeder
 
         self.config = config
@@ -173,8 +202,9 @@ class Runtime:
         self.projections = projections()
         for projection in self.projections:
             projection.create(self.db)
-        self.schedule = BillingSchedule(self.db, lead_days=max(config.reminder_days, 0),
-                                        remind_all=config.remind_all_plans)
+        self.schedule = BillingSchedule(
+            self.db, lead_days=max(config.reminder_days, 0), remind_all=config.remind_all_plans
+        )
         self.ledger = Ledger(
             config.ledger_env(),
             vault=Vault(self.keys),

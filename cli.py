@@ -20,6 +20,7 @@ from domain import commands as c
 from domain.errors import InvalidInput, LedgerError
 from domain.money import format_amount, parse_amount, parse_percent_ppm
 from domain.pricing import Pricing, parse_tier
+from schemas import topics
 
 FORMATS = click.Choice(["table", "json", "csv"])
 
@@ -158,12 +159,26 @@ def issue(
     return outcome
 
 
+def with_customer_key(app: App, command: c.Command) -> c.Command:
+    """Name the subscription's customer, so the command shares that customer's partition."""
+    import dataclasses
+
+    from projections import reports
+
+    sub_id = getattr(command, "subscription_id", None)
+    if sub_id is None or getattr(command, "customer_id", "") is not None:
+        return command
+    row = reports.subscription(app.runtime.db, sub_id)
+    return dataclasses.replace(command, customer_id=row["customer_id"]) if row else command
+
+
 def publish(app: App, command: c.Command, fmt: str, *, wait: bool, timeout: float) -> dict:
     """Produce to the commands topic; with `wait`, report what the ledger made of it."""
     from consumers.commands import Publisher
 
     if not app.config.kafka_bootstrap:
         raise Failure("--publish needs SUBLEDGER_KAFKA_BOOTSTRAP")
+    command = with_customer_key(app, command)
     publisher = Publisher(app.config)
     try:
         publisher.publish(command, remember_rejections=wait)
@@ -176,7 +191,7 @@ def publish(app: App, command: c.Command, fmt: str, *, wait: bool, timeout: floa
     result = {"command_id": command.command_id, "status": outcome.status, **outcome.detail}
     show(result, fmt)
     if outcome.status == "rejected":
-        raise Failure(f"rejected: {outcome.detail.get('reason', '')}")
+        raise Failure(f"rejected: {outcome.detail.get(topics.H_REASON, '')}")
     if outcome.status == "timeout":
         raise Failure(f"no outcome for {command.command_id} within {timeout:g}s")
     return result

@@ -131,6 +131,7 @@ class ChangePlan(Command):
     subscription_id: str
     plan_id: str
     quantity: int | None = None
+    customer_id: str | None = None  # the Kafka key; must own the subscription
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,6 +139,7 @@ class Cancel(Command):
     subscription_id: str
     immediately: bool = False
     reason: str = "customer_request"
+    customer_id: str | None = None  # the Kafka key; must own the subscription
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,6 +150,8 @@ class Pause(Command):
 @dataclass(frozen=True, kw_only=True)
 class Resume(Command):
     subscription_id: str
+    customer_id: str | None = None  # the Kafka key; must own the subscription
+    customer_id: str | None = None  # the Kafka key; must own the subscription
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,6 +167,8 @@ class RecordPayment(Command):
     invoice_number: str
     amount: int
     reference: str
+    customer_id: str | None = None  # the Kafka key; must own the subscription
+    customer_id: str | None = None  # the Kafka key; must own the subscription
 
 
 @dataclass(frozen=True, kw_only=True)

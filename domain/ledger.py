@@ -702,6 +702,11 @@ class Ledger(Application[UUID]):
             subscription_uuid(subscription_id),
             UnknownSubscription(f"unknown subscription '{subscription_id}'"),
         )
+        owner = getattr(cmd, "customer_id", None)
+        if owner is not None and owner != sub.customer_id:
+            raise InvalidInput(
+                f"subscription '{subscription_id}' does not belong to customer '{owner}'"
+            )
         self._bring_up_to(uow, sub, cmd.at, cmd.meta(actor="scheduler"))
         return sub
 

@@ -311,8 +311,9 @@ class BillingSchedule:
     due, or a renewal reminder may be (annual plans, or all plans if so configured).
     """
 
-    def __init__(self, db: ReadDB, catch_up=None, lead_days: int = 7,
-                 remind_all: bool = False) -> None:
+    def __init__(
+        self, db: ReadDB, catch_up=None, lead_days: int = 7, remind_all: bool = False
+    ) -> None:
         self.db = db
         self.catch_up = catch_up
         self.lead_days = lead_days
@@ -331,7 +332,8 @@ class BillingSchedule:
             " WHERE s.next_check_at IS NOT NULL AND (s.next_check_at <= ?"
             " OR ((p.interval_unit = 'year' OR ? = 1) AND s.status IN ('active', 'past_due')"
             " AND s.current_period_end <= ?)) ORDER BY s.next_check_at",
-            (ts(up_to), 1 if self.remind_all else 0, horizon))
+            (ts(up_to), 1 if self.remind_all else 0, horizon),
+        )
         return [subscription_uuid(row["subscription_id"]) for row in rows]
 
     def subscriptions_on_plan(self, plan_id: str):
@@ -341,5 +343,7 @@ class BillingSchedule:
             self.catch_up()
         rows = self.db.query(
             "SELECT subscription_id FROM subscriptions WHERE plan_id = ?"
-            " AND status IN ('trialing', 'active', 'past_due')", (plan_id,))
+            " AND status IN ('trialing', 'active', 'past_due')",
+            (plan_id,),
+        )
         return [subscription_uuid(row["subscription_id"]) for row in rows]

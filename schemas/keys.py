@@ -10,18 +10,18 @@ from typing import Any
 
 from schemas.records import EventRecord
 
-KEY_FIELDS = ("subscription_id", "customer_id", "plan_id", "code", "country")
+KEY_FIELDS = ("customer_id", "subscription_id", "plan_id", "code", "country")
 CLOCK_KEY = b"clock"
 
 
 def command_key(command: Any) -> bytes:
-    """The Kafka key of a command on `subledger.commands`: the id of what it changes.
+    """The Kafka key of a command on `subledger.commands`: whose it is.
 
-    The first of subscription_id, customer_id, plan_id, code (coupons), country (tax)
-    the command carries, UTF-8; AdvanceClock is keyed by the constant `b"clock"`. So every
-    command that touches one subscription, Subscribe included, lands in one partition and
-    is applied in order (Subscribe is keyed by its subscription_id, not its customer_id:
-    the later commands on that subscription only carry the subscription id).
+    The first of customer_id, subscription_id, plan_id, code (coupons), country (tax) the
+    command carries, UTF-8; AdvanceClock is keyed by the constant `b"clock"`. So one
+    customer's commands (RegisterCustomer, Subscribe, and the subscription commands that
+    name their customer_id) land in one partition and apply in order. A subscription
+    command sent without customer_id is keyed by its subscription id instead.
     """
     for name in KEY_FIELDS:
         value = getattr(command, name, None)

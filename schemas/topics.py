@@ -26,8 +26,9 @@ H_SOURCE_PARTITION = "subledger.source_partition"  # decimal
 H_SOURCE_OFFSET = "subledger.source_offset"  # decimal
 H_REJECTED_AT = "subledger.rejected_at"  # ISO 8601 UTC wall-clock time of the rejection
 
-# Header on subledger.events (lets consumers filter without decoding).
-H_EVENT = "subledger.event"  # e.g. "Subscription.Renewed"
+# Headers on subledger.events.
+H_EVENT = "subledger.event"  # e.g. "Subscription.Renewed": filter without decoding
+H_NOTIFICATION_ID = "subledger.notification_id"  # the event's position in the ledger (decimal)
 
 REJECTED_HEADERS = (
     H_REASON,

@@ -109,13 +109,20 @@ def test_every_command_round_trips(name: str, commands: CommandCodec) -> None:
     round_trip()
 
 
-def test_command_keys_keep_one_aggregate_in_one_partition() -> None:
+def test_command_keys_keep_one_customer_in_one_partition() -> None:
     at = T0
     assert (
         command_key(
             c.Subscribe(command_id="1", at=at, customer_id="cu", plan_id="p", subscription_id="s1")
         )
-        == b"s1"
+        == b"cu"
+    )
+    assert (
+        command_key(c.Cancel(command_id="2", at=at, subscription_id="s1", customer_id="cu"))
+        == b"cu"
+    )
+    assert command_key(c.ChangePlan(command_id="2", at=at, subscription_id="s1", plan_id="p")) == (
+        b"s1"  # without its customer_id a subscription command is keyed by the subscription
     )
     assert command_key(c.Cancel(command_id="2", at=at, subscription_id="s1")) == b"s1"
     assert (

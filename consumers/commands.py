@@ -1,0 +1,261 @@
+"""The command consumer: Kafka commands in, ledger events out, offsets kept with the events.
+
+Each partition's last applied offset is an eventsourcing tracking record named
+`<topic>:<partition>`, written in the same transaction as the events the batch caused, so a
+crash re-reads at most an uncommitted batch and applies nothing twice. Rejections (bytes
+that do not decode, commands that break a rule) go to the rejected topic with the original
+bytes before the ledger transaction commits: a crash can repeat a rejection, never lose one.
+Offsets are also committed to Kafka afterwards, only so lag shows in the usual tools.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError, Tracking
+from kafka import ConsumerRebalanceListener, TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from consumers import kafka as k
+from schemas import topics as t
+from schemas.codec import CommandCodec, DecodeError
+
+log = logging.getLogger(__name__)
+
+
+def tracking_name(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())[:1000]
+
+
+class _SeekToLedger(ConsumerRebalanceListener):
+    """On every assignment, resume each partition where the event store says it stopped."""
+
+    def __init__(self, worker: CommandWorker) -> None:
+        self.worker = worker
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        pass
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        for tp in assigned:
+            self.worker.seek(tp)
+
+
+class CommandWorker:
+    """A member of the `{prefix}-ledger` group: decode, apply, record offset, reject."""
+
+    def __init__(
+        self,
+        config: Any,
+        ledger: Any,
+        *,
+        poll_ms: int = 500,
+        max_records: int = 500,
+        client_id: str = "subledger-commands",
+    ) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.topic = config.commands_topic
+        self.codec = CommandCodec()
+        self.poll_ms = poll_ms
+        self.max_records = max_records
+        self.producer = k.producer(config, client_id=f"{client_id}-rejected")
+        self.consumer = k.consumer(config, f"{config.group_prefix}-ledger", client_id=client_id)
+        k.wait_for_partitions(self.consumer, self.topic)
+        self.consumer.subscribe([self.topic], listener=_SeekToLedger(self))
+        self.applied = 0
+        self.rejected = 0
+
+    def stored(self, partition: int) -> int | None:
+        return self.ledger.recorder.max_tracking_id(tracking_name(self.topic, partition))
+
+    def seek(self, tp: TopicPartition) -> None:
+        last = self.stored(tp.partition)
+        if last is None:
+            self.consumer.seek_to_beginning(tp)
+        else:
+            self.consumer.seek(tp, last + 1)
+
+    def run(self, stop: threading.Event) -> None:
+        try:
+            while not stop.is_set():
+                self.poll_once()
+        finally:
+            self.close()
+
+    def poll_once(self) -> int:
+        batches = self.consumer.poll(timeout_ms=self.poll_ms, max_records=self.max_records)
+        log.debug("polled %s", {tp.partition: len(m) for tp, m in batches.items()})
+        done = 0
+        for tp, messages in batches.items():
+            done += self.handle(tp, messages)
+        return done
+
+    def handle(self, tp: TopicPartition, messages: Sequence[Any]) -> int:
+        """Apply one partition's batch in one ledger transaction; returns messages handled."""
+        last = self.stored(tp.partition)
+        if last is not None:
+            messages = [m for m in messages if m.offset > last]  # another member got there
+        if not messages:
+            return 0
+        good: list[tuple[Any, Any]] = []  # (message, command)
+        bad: list[tuple[Any, DecodeError]] = []
+        for message in messages:
+            try:
+                good.append((message, self.codec.decode(message.value)))
+            except DecodeError as exc:
+                bad.append((message, exc))
+        by_command = {id(cmd): msg for msg, cmd in good}
+
+        def reject_before_commit(results: list[Any]) -> None:
+            for message, exc in bad:
+                self._reject(message, exc.reason, exc.code, None)
+            for result in results:
+                if result.error is not None:
+                    error = result.error
+                    self._reject(
+                        by_command[id(result.command)],
+                        str(error),
+                        getattr(error, "code", type(error).__name__),
+                        result.command.command_id,
+                        result.command.command_name,
+                    )
+            self.producer.flush()
+
+        end = messages[-1].offset
+        tracking = Tracking(tracking_name(self.topic, tp.partition), end)
+        try:
+            results = self.ledger.execute_batch(
+                [cmd for _msg, cmd in good], tracking=tracking, before_commit=reject_before_commit
+            )
+        except IntegrityError:
+            # another member recorded this partition's offset first (a rebalance race)
+            log.warning("offset %s of %s already recorded; re-seeking", end, tp)
+            self.seek(tp)
+            return 0
+        log.debug(
+            "%s@%s..%s: %d applied, %d rejected",
+            tp,
+            messages[0].offset,
+            end,
+            sum(1 for r in results if r.error is None),
+            len(bad) + sum(1 for r in results if r.error is not None),
+        )
+        self.rejected += len(bad) + sum(1 for r in results if r.error is not None)
+        self.applied += sum(1 for r in results if r.error is None)
+        try:
+            self.consumer.commit({tp: OffsetAndMetadata(end + 1, "", -1)})
+        except Exception as exc:  # only for lag visibility; the ledger holds the truth
+            log.info("offset commit to Kafka failed (harmless): %s", exc)
+        return len(messages)
+
+    def _reject(
+        self,
+        message: Any,
+        reason: str,
+        code: str,
+        command_id: str | None,
+        command_name: str | None = None,
+    ) -> None:
+        headers = [
+            (t.H_REASON, one_line(reason).encode()),
+            (t.H_ERROR_CODE, str(code).encode()),
+            (t.H_SOURCE_TOPIC, message.topic.encode()),
+            (t.H_SOURCE_PARTITION, str(message.partition).encode()),
+            (t.H_SOURCE_OFFSET, str(message.offset).encode()),
+            (t.H_REJECTED_AT, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ").encode()),
+        ]
+        if command_id:
+            headers.append((t.H_COMMAND_ID, command_id.encode()))
+        if command_name:
+            headers.append((t.H_COMMAND, command_name.encode()))
+        value = message.value if message.value is not None or message.key else b""
+        self.producer.send(
+            self.config.rejected_topic, value=value, key=message.key, headers=headers
+        )
+
+    def close(self) -> None:
+        try:
+            self.consumer.close(autocommit=False)
+        finally:
+            self.producer.close()
+
+
+# ---- publishing, for the CLI and upstream tools ----------------------------------------
+
+
+class Outcome:
+    """What became of a published command: applied (with its outcome), rejected, or unknown."""
+
+    def __init__(self, status: str, detail: dict[str, Any]) -> None:
+        self.status = status
+        self.detail = detail
+
+
+class Publisher:
+    """Produces commands to the commands topic and can wait for their outcome."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.codec = CommandCodec()
+        self.producer = k.producer(config, client_id="subledger-cli")
+        self._rejected_from: dict[TopicPartition, int] | None = None
+
+    def publish(self, command: Any, *, remember_rejections: bool = False) -> None:
+        from schemas.codec import command_key
+
+        if remember_rejections:  # before producing, so a fast rejection is not missed
+            probe = k.consumer(self.config, None, client_id="subledger-cli-probe")
+            try:
+                parts = probe.partitions_for_topic(self.config.rejected_topic) or set()
+                tps = [TopicPartition(self.config.rejected_topic, p) for p in parts]
+                self._rejected_from = probe.end_offsets(tps) if tps else {}
+            finally:
+                probe.close()
+        self.producer.send(
+            self.config.commands_topic, key=command_key(command), value=self.codec.encode(command)
+        )
+        self.producer.flush()
+
+    def wait(self, ledger: Any, command_id: str, timeout_s: float) -> Outcome:
+        """Until a receipt for `command_id` is in the event store or it is rejected."""
+        import time
+
+        from domain.bookkeeping import CommandReceipt
+        from domain.identity import receipt_uuid
+
+        reader = k.consumer(self.config, None, client_id="subledger-cli-wait")
+        try:
+            starts = self._rejected_from or {}
+            if starts:
+                reader.assign(list(starts))
+                for tp, offset in starts.items():
+                    reader.seek(tp, offset)
+            deadline = time.monotonic() + timeout_s
+            while True:
+                receipt = ledger.get(CommandReceipt, receipt_uuid(command_id))
+                if receipt is not None:
+                    return Outcome("applied", dict(receipt.outcome))
+                if starts:
+                    for messages in reader.poll(timeout_ms=300).values():
+                        for m in messages:
+                            headers = {h: v.decode() for h, v in m.headers or []}
+                            if headers.get(t.H_COMMAND_ID) == command_id:
+                                return Outcome("rejected", headers)
+                else:
+                    time.sleep(0.3)
+                if time.monotonic() > deadline:
+                    return Outcome("timeout", {"command_id": command_id})
+        finally:
+            reader.close()
+
+    def close(self) -> None:
+        self.producer.close()

@@ -1,0 +1,240 @@
+"""The Kafka pipeline end to end: commands topic -> ledger -> relay -> events topic ->
+projections, on the real broker and PostgreSQL (unique topics, groups and databases)."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from fastavro import parse_schema, schemaless_reader
+from pipeline_support import (
+    Served,
+    Upstream,
+    consume_all,
+    events_per_command,
+    make_config,
+    wait_projected,
+)
+
+from bootstrap import Config, Runtime
+from domain import commands as c
+from domain.bookkeeping import CommandReceipt
+from domain.identity import receipt_uuid
+from domain.simulation import Simulation
+from projections import reports
+from schemas import topics
+from schemas.codec import CommandCodec
+
+AVRO_DIR = Path(__file__).resolve().parents[2] / "schemas" / "avro"
+
+
+def scenario(customers: int = 12, months: int = 3, seed: int = 7) -> list[c.Command]:
+    sim = Simulation(customers=customers, months=months, seed=seed)
+    out = list(sim.setup())
+    for index in range(sim.days):
+        day, commands = sim.day(index)
+        out.append(
+            c.AdvanceClock(
+                command_id=f"sim-{seed}-clock-{index}",
+                at=day,
+                actor="simulator",
+                source="simulator",
+            )
+        )
+        out.extend(commands)
+    out.append(
+        c.AdvanceClock(
+            command_id=f"sim-{seed}-clock-end", at=sim.end, actor="simulator", source="simulator"
+        )
+    )
+    return out
+
+
+def embedded_answers(tmp_path: Path, commands: list[c.Command]) -> tuple[list, dict]:
+    with Runtime(Config(data_dir=tmp_path / "embedded")) as runtime:
+        runtime.ledger.execute_batch(commands)
+        runtime.catch_up()
+        return reports.invoices(runtime.db), reports.mrr(runtime.db)
+
+
+@pytest.fixture
+def config(services, pg_database_pair, make_topic, tmp_path) -> Config:
+    return make_config(services, pg_database_pair, make_topic, tmp_path / "kafka")
+
+
+def test_kafka_pipeline_gives_the_embedded_invoices_and_mrr(config, tmp_path) -> None:
+    commands = scenario()
+    expected_invoices, expected_mrr = embedded_answers(tmp_path, commands)
+    assert expected_invoices, "the scenario should bill something"
+
+    served = Served(config, ["commands", "relay", "projections"])
+    upstream = Upstream(config)
+    try:
+        with Runtime(config) as runtime:
+            upstream.publish_in_order(runtime.ledger, commands)
+            wait_projected(config, runtime)
+            assert reports.invoices(runtime.db) == expected_invoices
+            assert reports.mrr(runtime.db) == expected_mrr
+    finally:
+        upstream.close()
+        served.close()
+
+
+def at(day: int = 1) -> datetime:
+    return datetime(2025, 1, day, tzinfo=UTC)
+
+
+def test_bad_commands_land_on_the_rejected_topic_and_the_next_good_one_applies(config) -> None:
+    codec = CommandCodec()
+    plan = c.DefinePlan(
+        command_id="plan-1",
+        at=at(),
+        plan_id="basic",
+        name="Basic",
+        currency="USD",
+        pricing={"model": "flat", "amount": 1000, "tiers": []},
+        interval="month",
+        interval_count=1,
+    )
+    good = c.SetTaxRate(command_id="tax-after", at=at(2), country="DE", rate_ppm=190000)
+    bad_plan = c.DefinePlan(
+        command_id="plan-dup",
+        at=at(2),
+        plan_id="basic",
+        name="Again",
+        currency="USD",
+        pricing={"model": "flat", "amount": 1, "tiers": []},
+        interval="month",
+        interval_count=1,
+    )
+    stranger = c.Subscribe(
+        command_id="sub-stranger",
+        at=at(2),
+        subscription_id="s-1",
+        customer_id="nobody",
+        plan_id="basic",
+    )
+    body = codec.encode(good)
+    garbage = b"this is not avro"
+    unknown_fp = b"\xc3\x01" + bytes(8) + body[10:]
+
+    served = Served(config, ["commands"])
+    upstream = Upstream(config)
+    try:
+        with Runtime(config) as runtime:
+            upstream.publish_in_order(runtime.ledger, [plan])
+            for value in (garbage, unknown_fp):
+                upstream.send_raw(value, b"DE")
+            upstream.send(bad_plan)
+            upstream.send(stranger)
+            upstream.send(good)
+            upstream.wait_applied(runtime.ledger)
+            assert runtime.ledger.get(CommandReceipt, receipt_uuid("tax-after")) is not None
+            for rejected_id in ("plan-dup", "sub-stranger"):
+                assert runtime.ledger.get(CommandReceipt, receipt_uuid(rejected_id)) is None
+    finally:
+        upstream.close()
+        served.close()
+
+    rejected = consume_all(config, config.rejected_topic, want=4)
+    assert len(rejected) == 4
+    headers = [{k: v.decode() for k, v in m.headers} for m in rejected]
+    by_value = {m.value: h for m, h in zip(rejected, headers, strict=True)}
+    assert by_value[garbage][topics.H_ERROR_CODE] == "bad_header"
+    assert by_value[unknown_fp][topics.H_ERROR_CODE] == "unknown_schema"
+    assert by_value[codec.encode(bad_plan)][topics.H_ERROR_CODE] == "already_exists"
+    assert by_value[codec.encode(bad_plan)][topics.H_COMMAND_ID] == "plan-dup"
+    assert by_value[codec.encode(stranger)][topics.H_ERROR_CODE] == "unknown_customer"
+    assert "nobody" in by_value[codec.encode(stranger)][topics.H_REASON]
+    for h in headers:
+        assert h[topics.H_REASON] and "\n" not in h[topics.H_REASON]
+        assert h[topics.H_SOURCE_TOPIC] == config.commands_topic
+        assert {topics.H_SOURCE_PARTITION, topics.H_SOURCE_OFFSET, topics.H_REJECTED_AT} <= set(h)
+
+
+def test_events_on_the_topic_decode_with_the_avsc_files_alone(config) -> None:
+    from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
+
+    by_fp = {}
+    for path in AVRO_DIR.glob("subledger.events.*.avsc"):
+        schema = load_schema(str(path))
+        fp = bytes.fromhex(fingerprint(to_parsing_canonical_form(schema), "CRC-64-AVRO"))
+        by_fp[fp] = parse_schema(schema)
+    tax = c.SetTaxRate(command_id="tax-1", at=at(), country="FR", rate_ppm=200000)
+
+    served = Served(config, ["commands", "relay"])
+    upstream = Upstream(config)
+    try:
+        with Runtime(config) as runtime:
+            upstream.publish_in_order(runtime.ledger, [tax])
+            head = runtime.ledger.recorder.max_notification_id()
+    finally:
+        upstream.close()
+    try:
+        messages = consume_all(config, config.events_topic, want=head)
+    finally:
+        served.close()
+    assert len(messages) == head
+    for m in messages:
+        assert m.value[:2] == b"\xc3\x01"
+        datum = schemaless_reader(io.BytesIO(m.value[10:]), by_fp[m.value[2:10]], None)
+        assert m.key.decode() == str(datum["aggregate_id"])
+        assert dict(m.headers)[topics.H_NOTIFICATION_ID]
+        assert datum["meta"]["command_id"] == "tax-1"
+        assert (
+            dict(m.headers)[topics.H_EVENT] == f"{datum['aggregate_type']}.{datum['type']}".encode()
+        )
+    assert "200000" in json.dumps(datum["data"], default=str)
+
+
+def test_two_command_workers_share_partitions_and_apply_each_command_once(config) -> None:
+    from consumers.commands import CommandWorker
+    from consumers.kafka import ensure_topics
+
+    ensure_topics(config)
+    stop = threading.Event()
+    runtimes = [Runtime(config), Runtime(config)]
+    workers = [CommandWorker(config, rt.ledger, poll_ms=200) for rt in runtimes]
+    threads = [threading.Thread(target=w.run, args=(stop,), daemon=True) for w in workers]
+    for t in threads:
+        t.start()
+    upstream = Upstream(config)
+    try:
+        deadline = time.monotonic() + 60
+        while not all(w.consumer.assignment() for w in workers):
+            assert time.monotonic() < deadline, "the group never gave both workers partitions"
+            time.sleep(0.2)
+        commands = [
+            c.RegisterCustomer(
+                command_id=f"reg-{i}",
+                at=at(),
+                customer_id=f"cust-{i}",
+                name=f"Customer {i}",
+                email=f"c{i}@example.com",
+                payment_token="tok_visa",
+                country="DE",
+            )
+            for i in range(200)
+        ]
+        for command in commands:
+            upstream.send(command)
+        for command in commands[:20]:  # repeated ids: no second effect
+            upstream.send(command)
+        upstream.wait_applied(runtimes[0].ledger)
+        counts = events_per_command(runtimes[0].ledger)
+        for i in range(200):  # one effect each, the repeats included
+            assert counts[f"reg-{i}", "Customer.Registered"] == 1
+            assert counts[f"reg-{i}", "CommandReceipt.Applied"] == 1
+        assert all(w.applied > 0 for w in workers), [w.applied for w in workers]
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+        upstream.close()
+        for rt in runtimes:
+            rt.close()
