@@ -145,18 +145,19 @@ class Cancel(Command):
 @dataclass(frozen=True, kw_only=True)
 class Pause(Command):
     subscription_id: str
+    customer_id: str | None = None  # the Kafka key; must own the subscription
 
 
 @dataclass(frozen=True, kw_only=True)
 class Resume(Command):
     subscription_id: str
     customer_id: str | None = None  # the Kafka key; must own the subscription
-    customer_id: str | None = None  # the Kafka key; must own the subscription
 
 
 @dataclass(frozen=True, kw_only=True)
 class Reactivate(Command):
     subscription_id: str
+    customer_id: str | None = None  # the Kafka key; must own the subscription
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,7 +168,6 @@ class RecordPayment(Command):
     invoice_number: str
     amount: int
     reference: str
-    customer_id: str | None = None  # the Kafka key; must own the subscription
     customer_id: str | None = None  # the Kafka key; must own the subscription
 
 
