@@ -188,7 +188,7 @@ def publish(app: App, command: c.Command, fmt: str, *, wait: bool, timeout: floa
         outcome = publisher.wait(app.runtime.ledger, command.command_id, timeout)
     finally:
         publisher.close()
-    result = {"command_id": command.command_id, "status": outcome.status, **outcome.detail}
+    result = {"command_id": command.command_id, "outcome": outcome.status, **outcome.detail}
     show(result, fmt)
     if outcome.status == "rejected":
         raise Failure(f"rejected: {outcome.detail.get(topics.H_REASON, '')}")

@@ -155,3 +155,66 @@ def test_kill_9_mid_burst_then_restart_applies_every_command_once(
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0, log.read_text()[-3000:]
         runtime.close()
+
+
+def group_members(config, group: str) -> list[dict]:
+    """The members of a stable consumer group, each with its assignment."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=config.kafka_bootstrap)
+    try:
+        info = admin.describe_groups([group])[group]
+        return list(info.get("members") or []) if info.get("group_state") == "Stable" else []
+    finally:
+        admin.close()
+
+
+def test_two_serve_processes_in_one_group_share_partitions_and_apply_each_command_once(
+    services, pg_database_pair, make_topic, tmp_path
+) -> None:
+    config = make_config(services, pg_database_pair, make_topic, tmp_path / "data")
+    k.ensure_topics(config)
+    log = tmp_path / "serve.log"
+    procs = [start_serve(config, "commands", log) for _ in range(2)]
+    upstream = Upstream(config)
+    runtime = Runtime(config)
+    try:
+        deadline = time.monotonic() + 90
+        while len(members := group_members(config, f"{config.group_prefix}-ledger")) != 2:
+            assert all(p.poll() is None for p in procs), log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the two processes never formed one group"
+            time.sleep(0.5)
+        shares = [
+            sorted(
+                p for a in m["member_assignment"]["assigned_partitions"] for p in a["partitions"]
+            )
+            for m in members
+        ]
+        assert all(shares) and sorted(p for share in shares for p in share) == [0, 1, 2], shares
+        commands = [
+            c.RegisterCustomer(
+                command_id=f"reg-{i}",
+                at=AT,
+                customer_id=f"cust-{i}",
+                name=f"C {i}",
+                email=f"c{i}@example.com",
+                payment_token="tok_visa",
+                country="GB",
+            )
+            for i in range(200)
+        ]
+        for command in commands + commands[:20]:  # the first 20 ids twice
+            upstream.send(command)
+        upstream.wait_applied(runtime.ledger, timeout=120)
+        counts = events_per_command(runtime.ledger)
+        for i in range(200):
+            assert counts.get((f"reg-{i}", "Customer.Registered")) == 1, i
+            assert counts.get((f"reg-{i}", "CommandReceipt.Applied")) == 1, i
+        assert sum(1 for key in counts if key[1] == "Customer.Registered") == 200
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            assert proc.wait(60) == 0, log.read_text()[-3000:]
+        upstream.close()
+        runtime.close()
