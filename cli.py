@@ -1184,9 +1184,10 @@ def projections_wait(app: App, timeout: float) -> None:
     "--clock",
     "clock_",
     type=click.Choice(["wall", "manual"]),
-    default="manual",
+    default="wall",
     show_default=True,
-    help="wall: publish AdvanceClock every --tick seconds.",
+    help="wall: due work runs by wall time (an AdvanceClock every --tick seconds); manual: "
+    "only when a `clock advance --to T` command arrives.",
 )
 @click.option(
     "--workers",

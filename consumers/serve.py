@@ -190,7 +190,7 @@ def serve(
     config: Any,
     workers: Sequence[str] = ("commands", "relay", "projections"),
     *,
-    clock: str = "manual",
+    clock: str = "wall",
     tick_s: float = 60.0,
     stop: threading.Event | None = None,
     install_signals: bool = True,
