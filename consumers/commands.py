@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError, Tracking
-from kafka import ConsumerRebalanceListener, TopicPartition
+from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from consumers import kafka as k
@@ -33,20 +33,6 @@ def tracking_name(topic: str, partition: int) -> str:
 
 def one_line(text: str) -> str:
     return " ".join(str(text).split())[:1000]
-
-
-class _SeekToLedger(ConsumerRebalanceListener):
-    """On every assignment, resume each partition where the event store says it stopped."""
-
-    def __init__(self, worker: CommandWorker) -> None:
-        self.worker = worker
-
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        pass
-
-    def on_partitions_assigned(self, assigned: Any) -> None:
-        for tp in assigned:
-            self.worker.seek(tp)
 
 
 class CommandWorker:
@@ -70,7 +56,7 @@ class CommandWorker:
         self.producer = k.producer(config, client_id=f"{client_id}-rejected")
         self.consumer = k.consumer(config, f"{config.group_prefix}-ledger", client_id=client_id)
         k.wait_for_partitions(self.consumer, self.topic)
-        self.consumer.subscribe([self.topic], listener=_SeekToLedger(self))
+        self.consumer.subscribe([self.topic], listener=k.SeekOnAssign(self.seek))
         self.applied = 0
         self.rejected = 0
 

@@ -7,12 +7,19 @@ later default change cannot weaken the relay's or the rejections' guarantees.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 for _message in ("read_text is deprecated", "open_text is deprecated"):
     warnings.filterwarnings("ignore", message=_message, category=DeprecationWarning)
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer  # noqa: E402
+from kafka import (  # noqa: E402
+    ConsumerRebalanceListener,
+    KafkaAdminClient,
+    KafkaConsumer,
+    KafkaProducer,
+    TopicPartition,
+)
 from kafka.errors import TopicAlreadyExistsError  # noqa: E402
 
 # Short enough that a killed worker's partitions move on within seconds, long enough for CI.
@@ -91,3 +98,17 @@ def ensure_topics(config: Any) -> None:
                 client.wait_for_topics(list(missing))
     finally:
         client.close()
+
+
+class SeekOnAssign(ConsumerRebalanceListener):
+    """On every assignment, seek each partition to where our own store says we stopped."""
+
+    def __init__(self, seek: Callable[[TopicPartition], None]) -> None:
+        self.seek = seek
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        """Nothing to hand over: positions live with the data they produced."""
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        for tp in assigned:
+            self.seek(tp)

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from kafka import ConsumerRebalanceListener, TopicPartition
+from kafka import TopicPartition
 
 from consumers import kafka as k
 from projections.base import Projection, get_positions, set_position
@@ -37,18 +37,6 @@ def source(topic: str, partition: int) -> str:
 
 def group_id(config: Any, projection: Projection) -> str:
     return f"{config.group_prefix}-projection-{projection.name}"
-
-
-class _SeekToReadDB(ConsumerRebalanceListener):
-    def __init__(self, worker: ProjectionWorker) -> None:
-        self.worker = worker
-
-    def on_partitions_revoked(self, revoked: Any) -> None:
-        pass
-
-    def on_partitions_assigned(self, assigned: Any) -> None:
-        for tp in assigned:
-            self.worker.seek(tp)
 
 
 class ProjectionWorker:
@@ -75,7 +63,7 @@ class ProjectionWorker:
             client_id=f"subledger-projection-{projection.name}",
         )
         k.wait_for_partitions(self.consumer, self.topic)
-        self.consumer.subscribe([self.topic], listener=_SeekToReadDB(self))
+        self.consumer.subscribe([self.topic], listener=k.SeekOnAssign(self.seek))
         self.applied = 0
 
     def stored(self, partition: int) -> int | None:
