@@ -1247,8 +1247,13 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
         sys.exit(1)
+    except click.UsageError as e:  # one line too, with where to look
+        where = e.ctx.command_path if e.ctx else "subledger"
+        message = " ".join(e.format_message().split())
+        click.echo(f"error: {message} (see '{where} --help')", err=True)
+        sys.exit(e.exit_code)
     except click.ClickException as e:
-        e.show()
+        click.echo(f"error: {' '.join(e.format_message().split())}", err=True)
         sys.exit(e.exit_code)
     except LedgerError as e:
         click.echo(f"error: {e}", err=True)

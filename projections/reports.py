@@ -66,18 +66,41 @@ def movements(db: ReadDB, start: datetime, end: datetime) -> dict[str, dict[str,
     return out
 
 
+def churned_customers(db: ReadDB, start: datetime, end: datetime) -> dict[str, dict[str, int]]:
+    """Distinct customers who churned in [start, end): those paying at `start`, and the rest
+    (who started paying inside the window, then left)."""
+    out: dict[str, dict[str, int]] = {}
+    for row in db.query(
+        "SELECT m.currency,"
+        " CASE WHEN COALESCE((SELECT SUM(p.delta) FROM mrr_movements p"
+        "  WHERE p.customer_id = m.customer_id AND p.currency = m.currency AND p.at < ?), 0) > 0"
+        "  THEN 1 ELSE 0 END AS paying_at_start, COUNT(DISTINCT m.customer_id) AS n"
+        " FROM mrr_movements m WHERE m.kind = 'churn' AND m.at >= ? AND m.at < ?"
+        " GROUP BY m.currency, 2",
+        (ts(start), ts(start), ts(end)),
+    ):
+        figures = out.setdefault(row["currency"], {"from_start": 0, "new_in_window": 0})
+        figures["from_start" if row["paying_at_start"] else "new_in_window"] = int(row["n"])
+    return out
+
+
 def churn(db: ReadDB, start: datetime, end: datetime) -> dict[str, dict[str, Any]]:
+    """Logo churn counts the customers paying at `start` who left (so it stays within 0-1);
+    revenue churn, as ChartMogul has it, all churned and contracted MRR over MRR at start."""
     at_start = mrr(db, _just_before(start))
     moved = movements(db, start, end)
+    left = churned_customers(db, start, end)
     out: dict[str, dict[str, Any]] = {}
     for currency in sorted(set(at_start) | set(moved)):
         base = at_start.get(currency, {"mrr": 0, "paying_customers": 0})
         m = moved.get(currency, {k: 0 for k in KINDS} | {"churn_customers": 0})
+        gone = left.get(currency, {"from_start": 0, "new_in_window": 0})
         lost = -m["churn"] - m["contraction"]
         out[currency] = {
             "customers_at_start": base["paying_customers"],
-            "customers_churned": m["churn_customers"],
-            "logo_churn_rate": _rate(m["churn_customers"], base["paying_customers"]),
+            "customers_churned": gone["from_start"],
+            "new_customers_churned": gone["new_in_window"],
+            "logo_churn_rate": _rate(gone["from_start"], base["paying_customers"]),
             "mrr_at_start": base["mrr"],
             "churned_mrr": -m["churn"],
             "contraction_mrr": -m["contraction"],

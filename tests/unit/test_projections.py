@@ -238,6 +238,7 @@ def test_churn_rates_are_fractions_of_the_start_of_the_window(small_book: Book) 
     assert churn["USD"] == {
         "customers_at_start": 4,
         "customers_churned": 1,
+        "new_customers_churned": 0,
         "logo_churn_rate": 0.25,
         "mrr_at_start": 7000,
         "churned_mrr": 3000,
@@ -249,6 +250,16 @@ def test_churn_rates_are_fractions_of_the_start_of_the_window(small_book: Book) 
     }
     assert churn["EUR"]["logo_churn_rate"] == 1.0
     assert churn["EUR"]["revenue_churn_rate"] == 1.0
+
+
+def test_a_customer_won_and_lost_inside_the_window_does_not_count_in_logo_churn(
+    small_book: Book,
+) -> None:
+    # f started paying on March 5th and churned in March (declined card, dunning exhausted)
+    churn = reports.churn(small_book.db, T(2024, 3, 1), T(2024, 4, 1))["USD"]
+    assert (churn["customers_at_start"], churn["customers_churned"]) == (3, 0)
+    assert churn["new_customers_churned"] == 1
+    assert churn["logo_churn_rate"] == 0.0
 
 
 def test_churn_over_an_empty_base_has_no_rate(book: Book) -> None:
