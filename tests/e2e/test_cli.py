@@ -451,3 +451,15 @@ def test_rebuilding_a_projection_from_the_cli_gives_the_same_invoices(book: Run)
     assert rebuilt["projection"] == "billing"
     assert rebuilt["events_applied"] == head(book)
     assert book("invoices", "list", "--format", "json").stdout == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("subscribe", "cus"), ("no-such-command",), ("report", "churn", "--from", "2024-01-01")],
+)
+def test_a_usage_mistake_is_one_error_line_with_where_to_look(tmp_path: Path, args) -> None:
+    proc = runner(tmp_path)(*args, check=False)
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 2
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "--help" in lines[0]
