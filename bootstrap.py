@@ -5,6 +5,7 @@ Nothing connects at import time; `Runtime.open(config)` does, and `close()` lets
 
 from __future__ import annotations
 
+import fcntl
 import os
 import threading
 from collections.abc import Iterator
@@ -181,6 +182,42 @@ def setup_lock(config: Config) -> Iterator[None]:
         conn.close()  # releases the lock
 
 
+class LocalSchedule:
+    """Due work found in a private billing model fed in process from the event store.
+
+    In Kafka mode the shared read models are the Kafka projectors' and may lag; the ledger's
+    schedule must not. One process owns the SQLite file (flock); another keeps its copy in
+    memory, rebuilt from the event store when first asked.
+    """
+
+    def __init__(self, config: Any, ledger: Any) -> None:
+        from consumers.embedded import LogFeeder
+
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        dbname = urlparse(config.event_store or "").path.lstrip("/") or "events"
+        path = config.data_dir / f"schedule-{dbname}.sqlite"
+        self._lock = open(f"{path}.lock", "w")  # noqa: SIM115 - held for the process's life
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            url = f"sqlite:///{path}"
+        except BlockingIOError:
+            url = "sqlite:///:memory:"
+        self.db = ReadDB(url)
+        projection = BillingProjection()
+        projection.create(self.db)
+        self.feeder = LogFeeder(ledger, self.db, [projection])
+        self.schedule = BillingSchedule(
+            self.db,
+            catch_up=self.feeder.catch_up,
+            lead_days=max(config.reminder_days, 0),
+            remind_all=config.remind_all_plans,
+        )
+
+    def close(self) -> None:
+        self.db.close()
+        self._lock.close()
+
+
 class Runtime:
     """A ledger, its read-model database and the in-process projection feeder."""
 
@@ -212,14 +249,26 @@ class Runtime:
             settings=config.settings(),
         )
         self.feeder = LogFeeder(self.ledger, self.db, self.projections)
-        if config.embedded or not config.kafka_bootstrap:
-            # embedded: every answer comes with the read models caught up
+        self.local: LocalSchedule | None = None
+        if self.kafka_mode:  # the read models are the Kafka projectors'
+            self.local = LocalSchedule(config, self.ledger)
+            self.ledger.schedule = self.local.schedule
+        else:  # every answer comes with the read models caught up
             self.schedule.catch_up = self.feeder.catch_up
 
+    @property
+    def kafka_mode(self) -> bool:
+        return bool(self.config.kafka_bootstrap) and not self.config.embedded
+
     def catch_up(self, progress=None) -> int:
+        """Feed the read models from the event store, unless Kafka projectors own them."""
+        if self.kafka_mode:
+            return 0
         return self.feeder.catch_up(progress)
 
     def close(self) -> None:
+        if self.local is not None:
+            self.local.close()
         self.ledger.close()
         self.db.close()
         self.keys.close()

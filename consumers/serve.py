@@ -13,7 +13,6 @@ memory, rebuilt from the event store at start.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import signal
 import threading
@@ -22,7 +21,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlparse
 
 from consumers import kafka as k
 
@@ -31,52 +29,12 @@ log = logging.getLogger(__name__)
 WORKERS = ("commands", "relay", "projections", "scheduler")
 
 
-class LocalSchedule:
-    """A BillingSchedule over an in-process billing model fed from the event store."""
-
-    def __init__(self, config: Any, ledger: Any) -> None:
-        from consumers.embedded import LogFeeder
-        from projections.billing import BillingProjection, BillingSchedule
-        from projections.db import ReadDB
-
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-        dbname = urlparse(config.event_store or "").path.lstrip("/") or "events"
-        path = config.data_dir / f"schedule-{dbname}.sqlite"
-        self._lock = open(f"{path}.lock", "w")  # noqa: SIM115 - held for the process's life
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            url = f"sqlite:///{path}"
-        except BlockingIOError:
-            url = "sqlite:///:memory:"
-        self.db = ReadDB(url)
-        projection = BillingProjection()
-        projection.create(self.db)
-        self.feeder = LogFeeder(ledger, self.db, [projection])
-        self.schedule = BillingSchedule(
-            self.db,
-            catch_up=self.feeder.catch_up,
-            lead_days=max(config.reminder_days, 0),
-            remind_all=config.remind_all_plans,
-        )
-
-    def close(self) -> None:
-        self.db.close()
-        self._lock.close()
-
-
 def command_runtime(config: Any) -> tuple[Any, Callable[[], None]]:
-    """A Runtime whose ledger finds due work in its own, in-process billing index."""
+    """A Runtime for the command worker (in Kafka mode it has its own due-work index)."""
     from bootstrap import Runtime
 
     runtime = Runtime(config)
-    local = LocalSchedule(config, runtime.ledger)
-    runtime.ledger.schedule = local.schedule
-
-    def close() -> None:
-        local.close()
-        runtime.close()
-
-    return runtime, close
+    return runtime, runtime.close
 
 
 def clock_command_id(at: datetime) -> str:

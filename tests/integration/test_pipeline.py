@@ -238,3 +238,23 @@ def test_two_command_workers_share_partitions_and_apply_each_command_once(config
         upstream.close()
         for rt in runtimes:
             rt.close()
+
+
+def test_in_kafka_mode_a_direct_command_reaches_the_read_models_once_through_kafka(
+    config, tmp_path
+) -> None:
+    """The read models belong to the Kafka projectors: the CLI's direct path never feeds them."""
+    commands = scenario(customers=4, months=2, seed=5)
+    with Runtime(config) as runtime:
+        runtime.ledger.execute_batch(commands)
+        assert runtime.catch_up() == 0
+        assert reports.invoices(runtime.db) == []  # nothing written behind Kafka's back
+        served = Served(config, ["relay", "projections"])
+        try:
+            wait_projected(config, runtime)
+            kafka_invoices, kafka_mrr = reports.invoices(runtime.db), reports.mrr(runtime.db)
+        finally:
+            served.close()
+    invoices, mrr = embedded_answers(tmp_path, commands)
+    assert kafka_invoices == invoices and kafka_mrr == mrr
+    assert len(invoices) > 4
