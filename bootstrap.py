@@ -43,6 +43,7 @@ class Config:
     reminder_days: int = 7
     remind_all_plans: bool = False
     dunning: str = "1,3,5,7"
+    aggregate_cache: int = 20000
     actor: str = field(default_factory=lambda: os.environ.get("USER", "cli"))
 
     @classmethod
@@ -60,6 +61,7 @@ class Config:
             "reminder_days": int(env.get("SUBLEDGER_REMINDER_DAYS", "7")),
             "remind_all_plans": env.get("SUBLEDGER_REMIND_ALL_PLANS", "") in ("1", "true", "y"),
             "dunning": env.get("SUBLEDGER_DUNNING", "1,3,5,7"),
+            "aggregate_cache": int(env.get("SUBLEDGER_AGGREGATE_CACHE", "20000")),
             "actor": env.get("SUBLEDGER_ACTOR") or env.get("USER") or "cli",
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -81,10 +83,18 @@ class Config:
 
     def ledger_env(self) -> dict[str, str]:
         """eventsourcing's own settings for the event store this config names."""
-        env = {"AGGREGATE_CACHE_MAXSIZE": "5000", "DEEPCOPY_FROM_AGGREGATE_CACHE": "y"}
+        # The Ledger hands out cached aggregates without copying them and evicts whatever an
+        # uncommitted unit of work touched; fast-forwarding (a query per read) is only
+        # needed where other processes write the same store concurrently: PostgreSQL.
+        env = {
+            "AGGREGATE_CACHE_MAXSIZE": str(self.aggregate_cache),
+            "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
+            "AGGREGATE_CACHE_FASTFORWARD": "y",
+        }
         if self.event_store is None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             env.update(
+                AGGREGATE_CACHE_FASTFORWARD="n",
                 PERSISTENCE_MODULE="eventsourcing.sqlite",
                 SQLITE_DBNAME=str(self.data_dir / "events.sqlite"),
                 SQLITE_LOCK_TIMEOUT="30",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -197,25 +198,46 @@ class Ledger(Application[UUID]):
             uow = UnitOfWork(self)
             results: list[Result] = []
             failed_at = None
-            for i, command in enumerate(commands):
-                if i in rejected:
-                    results.append(Result(command, error=rejected[i]))
-                    continue
-                try:
-                    outcome = self._apply(uow, command)
-                except LedgerError as error:
-                    rejected[i] = error
-                    failed_at = i
-                    break
-                results.append(Result(command, outcome=outcome))
-            if failed_at is None:
-                if before_commit is not None:
-                    before_commit(results)
-                self._flush(uow, tracking)
-                for result in results:  # crypto-shred only once the erasure is recorded
-                    if result.outcome and result.outcome.get("shred_key"):
-                        self.vault.shred(result.outcome["shred_key"])
-                return results
+            try:
+                for i, command in enumerate(commands):
+                    if i in rejected:
+                        results.append(Result(command, error=rejected[i]))
+                        continue
+                    try:
+                        outcome = self._apply(uow, command)
+                    except LedgerError as error:
+                        rejected[i] = error
+                        failed_at = i
+                        break
+                    results.append(Result(command, outcome=outcome))
+                if failed_at is None:
+                    if before_commit is not None:
+                        before_commit(results)
+                    self._flush(uow, tracking)
+            except BaseException:
+                self._forget(uow)
+                raise
+            if failed_at is not None:
+                self._forget(uow)  # redo without the rejected command, from stored state
+                continue
+            for result in results:  # crypto-shred only once the erasure is recorded
+                if result.outcome and result.outcome.get("shred_key"):
+                    self.vault.shred(result.outcome["shred_key"])
+            return results
+
+    def _forget(self, uow: UnitOfWork) -> None:
+        """Drop what this unit of work touched from the aggregate cache.
+
+        Cached aggregates are handed out without a copy (copying cost more than all the
+        rest of a renewal), so a unit of work that does not commit must not leave its
+        half-made changes behind: the next read loads them from the store.
+        """
+        cache = self.repository.cache
+        if cache is None:
+            return
+        for aggregate_id in uow.aggregates:
+            with contextlib.suppress(KeyError):
+                cache.get(aggregate_id, evict=True)
 
     def _apply(self, uow: UnitOfWork, command: c.Command) -> dict[str, Any]:
         receipt_id = receipt_uuid(command.command_id)

@@ -449,3 +449,26 @@ def test_a_second_runtime_on_the_same_store_sees_the_same_book(usd: Book, tmp_pa
         assert [i["number"] for i in again.invoices()][-1] == "INV-000004"
     finally:
         again.close()
+
+
+def test_a_rejection_inside_a_batch_leaves_no_half_made_change_behind(book: Book) -> None:
+    """The batch is redone without the rejected command, from stored state (not the cache)."""
+    t = T(2024, 1, 1)
+    book.plan("basic", t, flat(1000))
+    book.plan("pro", t, flat(3000))
+    book.customer("cus", t)
+    book.subscribe("sub", "cus", "basic", t)
+    batch = [
+        c.ChangePlan(command_id="up", at=T(2024, 1, 16), subscription_id="sub", plan_id="pro"),
+        c.Cancel(command_id="bad", at=T(2024, 1, 16), subscription_id="nobody"),
+        c.ChangePlan(
+            command_id="q", at=T(2024, 1, 16), subscription_id="sub", plan_id="pro", quantity=1
+        ),
+    ]
+    results = book.ledger.execute_batch(batch)
+    assert [r.ok for r in results] == [True, False, False]
+    assert book.event_types("sub").count("PlanChanged") == 1
+    assert [i["reason"] for i in book.invoices("sub")] == ["subscription_create", "proration"]
+    # and the next command meets the committed state, not a leftover from the first try
+    book.run(c.Cancel, T(2024, 1, 20), subscription_id="sub")
+    assert book.subscription("sub")["cancel_at_period_end"] is True
