@@ -258,3 +258,31 @@ def test_in_kafka_mode_a_direct_command_reaches_the_read_models_once_through_kaf
     invoices, mrr = embedded_answers(tmp_path, commands)
     assert kafka_invoices == invoices and kafka_mrr == mrr
     assert len(invoices) > 4
+
+
+def test_two_relays_on_one_store_publish_each_event_once(config, tmp_path) -> None:
+    """One relay publishes at a time (a PostgreSQL advisory lock); the other stands by."""
+    from consumers.kafka import ensure_topics
+    from consumers.relay import Relay
+
+    ensure_topics(config)
+    commands = scenario(customers=3, months=1, seed=11)
+    with Runtime(config) as runtime:
+        runtime.ledger.execute_batch(commands)
+        head = runtime.ledger.recorder.max_notification_id()
+        stop = threading.Event()
+        relays = [Relay(config, runtime.ledger), Relay(config, runtime.ledger)]
+        threads = [threading.Thread(target=r.run, args=(stop,), daemon=True) for r in relays]
+        for thread in threads:
+            thread.start()
+        try:
+            messages = consume_all(config, config.events_topic, want=head, timeout=60)
+            time.sleep(1.0)  # give a second publisher, were there one, time to show itself
+            messages = consume_all(config, config.events_topic, want=head + 1, timeout=3)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(30)
+    ids = [dict(m.headers)[topics.H_NOTIFICATION_ID] for m in messages]
+    assert len(ids) == head and len(set(ids)) == head
+    assert sorted(r.published for r in relays) == [0, head]
