@@ -43,6 +43,7 @@ class Customer(LedgerAggregate):
             customer.erased = False
 
     class Updated(LedgerAggregate.Event):
+        customer_id: str
         country: str
         personal: str
 
@@ -51,6 +52,8 @@ class Customer(LedgerAggregate):
             customer.personal = self.personal
 
     class Erased(LedgerAggregate.Event):
+        customer_id: str
+
         def apply(self, customer: Customer) -> None:
             customer.erased = True
             customer.personal = ""
@@ -83,11 +86,13 @@ class Customer(LedgerAggregate):
 
     def update(self, *, country: str, personal: str, at: datetime, meta: dict) -> None:
         self.check_not_erased()
-        self.emit(self.Updated, at, meta, country=country, personal=personal)
+        self.emit(
+            self.Updated, at, meta, customer_id=self.customer_id, country=country, personal=personal
+        )
 
     def erase(self, at: datetime, meta: dict) -> None:
         self.check_not_erased()
-        self.emit(self.Erased, at, meta)
+        self.emit(self.Erased, at, meta, customer_id=self.customer_id)
 
 
 def personal_fields(

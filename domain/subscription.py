@@ -38,6 +38,7 @@ LIVE = ("trialing", "active", "past_due")
 
 class Subscription(LedgerAggregate):
     class Event(LedgerAggregate.Event):
+        customer_id: str  # whose: every event of a customer is keyed alike on Kafka
         status: str
         mrr: int
 
@@ -291,6 +292,9 @@ class Subscription(LedgerAggregate):
         period_invoice: str | None
         reminded_for: datetime | None
         paused_from: datetime
+
+    def emit(self, event_class: type[Any], at: datetime, meta: dict, **fields: Any) -> None:
+        super().emit(event_class, at, meta, customer_id=self.customer_id, **fields)
 
     # ---- creation -------------------------------------------------------------------
 

@@ -32,6 +32,19 @@ def command_key(command: Any) -> bytes:
     raise ValueError(f"{type(command).__name__} carries none of {', '.join(KEY_FIELDS)}")
 
 
+CUSTOMER_KEYED = ("Customer", "Subscription")
+
+
 def event_key(record: EventRecord) -> bytes:
-    """The Kafka key of an event on `subledger.events`: its aggregate id (UUID text)."""
+    """The Kafka key of an event on `subledger.events`: whose it is.
+
+    A customer's own events and those of their subscriptions are keyed by the customer id,
+    so one customer's history stays in one partition, in the ledger's order: a consumer
+    that sums per customer (MRR movements) sees the moves in the order they happened.
+    Everything else (plans, coupons, tax rates, the ledger's own books) by aggregate id.
+    Per-aggregate order holds either way.
+    """
+    customer = record.data.get("customer_id")
+    if record.aggregate_type in CUSTOMER_KEYED and customer:
+        return str(customer).encode()
     return record.aggregate_id.encode()

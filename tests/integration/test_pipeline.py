@@ -183,7 +183,9 @@ def test_events_on_the_topic_decode_with_the_avsc_files_alone(config) -> None:
     for m in messages:
         assert m.value[:2] == b"\xc3\x01"
         datum = schemaless_reader(io.BytesIO(m.value[10:]), by_fp[m.value[2:10]], None)
-        assert m.key.decode() == str(datum["aggregate_id"])
+        owner = datum["data"].get("customer_id")  # a customer's events share their key
+        keyed_by_customer = datum["aggregate_type"] in ("Customer", "Subscription")
+        assert m.key.decode() == (owner if keyed_by_customer else str(datum["aggregate_id"]))
         assert dict(m.headers)[topics.H_NOTIFICATION_ID]
         assert datum["meta"]["command_id"] == "tax-1"
         assert (
@@ -286,3 +288,48 @@ def test_two_relays_on_one_store_publish_each_event_once(config, tmp_path) -> No
     ids = [dict(m.headers)[topics.H_NOTIFICATION_ID] for m in messages]
     assert len(ids) == head and len(set(ids)) == head
     assert sorted(r.published for r in relays) == [0, head]
+
+
+def test_a_customers_moves_across_subscriptions_classify_as_embedded(config, tmp_path) -> None:
+    """A customer leaving one subscription and taking another in the same instant: their
+    events share the customer's key, so Kafka-fed metrics see them in the ledger's order."""
+    t0, t1 = at(1), at(20)
+    commands: list[c.Command] = [
+        c.DefinePlan(command_id="basic", at=t0, plan_id="basic", name="Basic", currency="USD",
+                     pricing={"model": "flat", "amount": 1000, "tiers": []}),
+        c.DefinePlan(command_id="pro", at=t0, plan_id="pro", name="Pro", currency="USD",
+                     pricing={"model": "flat", "amount": 3000, "tiers": []}),
+    ]  # fmt: skip
+    for i in range(8):
+        commands += [
+            c.RegisterCustomer(command_id=f"reg-{i}", at=t0, customer_id=f"cus-{i}", name="C",
+                               email=f"c{i}@example.com", payment_token="tok_visa"),
+            c.Subscribe(command_id=f"a-{i}", at=t0, customer_id=f"cus-{i}", plan_id="basic",
+                        subscription_id=f"a-{i}"),
+            c.Cancel(command_id=f"x-{i}", at=t1, subscription_id=f"a-{i}", immediately=True),
+            c.Subscribe(command_id=f"b-{i}", at=t1, customer_id=f"cus-{i}", plan_id="pro",
+                        subscription_id=f"b-{i}"),
+        ]  # fmt: skip
+    movements = "SELECT customer_id, kind, delta FROM mrr_movements ORDER BY customer_id, at, kind"
+    with Runtime(Config(data_dir=tmp_path / "embedded")) as runtime:
+        runtime.ledger.execute_batch(commands)
+        runtime.catch_up()
+        expected = runtime.db.query(movements)
+    assert [m["kind"] for m in expected if m["customer_id"] == "cus-0"] == [
+        "new", "churn", "reactivation"
+    ]  # fmt: skip
+    with Runtime(config) as runtime:
+        runtime.ledger.execute_batch(commands)
+        served = Served(config, ["relay", "projections"])
+        try:
+            wait_projected(config, runtime)
+            assert runtime.db.query(movements) == expected
+            head = runtime.ledger.recorder.max_notification_id()
+        finally:
+            served.close()
+    partitions: dict[str, set[int]] = {}
+    for m in consume_all(config, config.events_topic, want=head):
+        if m.key.decode().startswith("cus-"):
+            partitions.setdefault(m.key.decode(), set()).add(m.partition)
+    assert len(partitions) == 8
+    assert all(len(p) == 1 for p in partitions.values()), partitions  # one partition each

@@ -413,7 +413,7 @@ def test_any_meta_and_any_aware_time_survive(meta: dict[str, str], at: datetime)
     record = EventRecord(
         event_id="e", aggregate_type="Subscription", type="Paused",
         aggregate_id="6f1d2c4e-5b1a-4c1e-9a53-2f7d5e0b9c11", version=3, at=at, meta=meta,
-        data={"status": "paused", "mrr": 0},
+        data={"customer_id": "cus", "status": "paused", "mrr": 0},
     )  # fmt: skip
     decoded = codec.decode(codec.encode(record))
     assert decoded == record
@@ -424,7 +424,7 @@ def test_an_event_must_be_what_its_schema_says(events: EventCodec) -> None:
     record = EventRecord(
         event_id="e", aggregate_type="Subscription", type="Paused",
         aggregate_id="6f1d2c4e-5b1a-4c1e-9a53-2f7d5e0b9c11", version=3, at=T0, meta={},
-        data={"status": "paused", "mrr": 0},
+        data={"customer_id": "cus", "status": "paused", "mrr": 0},
     )  # fmt: skip
     data = events.encode(record)
     lying = data.replace(b"\x0cPaused", b"\x0cPaurus")  # same length, another type name
