@@ -1227,14 +1227,22 @@ def serve(app: App, clock_: str, workers: str, tick: float) -> None:
 @format_option
 @click.pass_obj
 def projections_rebuild(app: App, name: str, fmt: str) -> None:
-    """Drop a read model and rebuild it from the event store."""
+    """Drop a read model and rebuild it from the event store.
+
+    With Kafka, stop that projection's workers first; they resume after the rebuild.
+    """
     runtime = app.runtime
     found = [p for p in runtime.projections if p.name == name]
     if not found:
         raise InvalidInput(
             f"unknown projection '{name}' (known: {', '.join(p.name for p in runtime.projections)})"
         )
-    applied = runtime.feeder.rebuild(found[0])
+    if runtime.kafka_mode:  # rows from the store, then the Kafka group resumes at the end
+        from consumers.projector import rebuild_from_store
+
+        applied = rebuild_from_store(app.config, runtime.ledger, found[0], runtime.db)
+    else:
+        applied = runtime.feeder.rebuild(found[0])
     show({"projection": name, "events_applied": applied}, fmt)
 
 

@@ -205,3 +205,52 @@ def wait_caught_up(
         if time.monotonic() > deadline:
             return False
         time.sleep(0.25)
+
+
+class _Versions(Projection):
+    """Notes each aggregate's last version as another projection's duplicate guard."""
+
+    tables: dict[str, str] = {}
+
+    def __init__(self, of: str) -> None:
+        self.of = of
+        self.name = f"{of}#versions"
+
+    def apply(self, db: ReadDB, record: Any) -> None:
+        db.execute(
+            "INSERT INTO projection_versions (projection, aggregate_id, version) VALUES (?, ?, ?)"
+            " ON CONFLICT (projection, aggregate_id) DO UPDATE SET version = excluded.version",
+            (self.of, record.aggregate_id, record.version),
+        )
+
+
+def rebuild_from_store(config: Any, ledger: Any, projection: Projection, db: ReadDB) -> int:
+    """Rebuild a Kafka-fed read model from the event store, then hand it back to its group.
+
+    The events topic need not keep every event (retention), so the rows come from the store.
+    The topic's end offsets are read first: every event published before them is in the
+    store, so the group resumes there, and its duplicate guard (each aggregate's version,
+    written here) skips whatever it meets again. Stop the projection's workers first.
+    """
+    from consumers.embedded import LogFeeder
+
+    client = k.consumer(config, None, client_id="subledger-rebuild")
+    try:
+        parts = client.partitions_for_topic(config.events_topic) or set()
+        tps = [TopicPartition(config.events_topic, p) for p in sorted(parts)]
+        ends = client.end_offsets(tps) if tps else {}
+    finally:
+        client.close()
+    versions = _Versions(projection.name)
+    projection.drop(db)
+    projection.create(db)
+    with db.transaction():
+        db.execute(VERSIONS_DDL)
+        db.execute("DELETE FROM projection_versions WHERE projection = ?", (projection.name,))
+        db.execute("DELETE FROM projection_positions WHERE projection = ?", (versions.name,))
+    applied = LogFeeder(ledger, db, [projection, versions]).catch_up()
+    with db.transaction():
+        db.execute("DELETE FROM projection_positions WHERE projection = ?", (versions.name,))
+        for tp, end in ends.items():
+            set_position(db, projection.name, source(tp.topic, tp.partition), end)
+    return applied

@@ -333,3 +333,38 @@ def test_a_customers_moves_across_subscriptions_classify_as_embedded(config, tmp
             partitions.setdefault(m.key.decode(), set()).add(m.partition)
     assert len(partitions) == 8
     assert all(len(p) == 1 for p in partitions.values()), partitions  # one partition each
+
+
+def test_a_kafka_fed_read_model_rebuilt_from_the_store_resumes_without_doubles(
+    config, tmp_path
+) -> None:
+    from consumers.projector import rebuild_from_store
+
+    first = scenario(customers=4, months=2, seed=3)
+    later = [
+        c.RegisterCustomer(command_id="late-reg", at=at(28), customer_id="late", name="L",
+                           email="late@example.com", payment_token="tok_visa"),
+        c.Subscribe(command_id="late-sub", at=at(28), customer_id="late", plan_id="pro",
+                    subscription_id="late-sub"),
+    ]  # fmt: skip
+    dump = "SELECT * FROM invoices ORDER BY number"
+    with Runtime(config) as runtime:
+        runtime.ledger.execute_batch(first)
+        served = Served(config, ["relay", "projections"])
+        try:
+            wait_projected(config, runtime)
+        finally:
+            served.close()
+        before = runtime.db.query(dump)
+        billing = next(p for p in runtime.projections if p.name == "billing")
+        assert rebuild_from_store(config, runtime.ledger, billing, runtime.db) > 0
+        assert runtime.db.query(dump) == before
+        runtime.ledger.execute_batch(later)
+        served = Served(config, ["relay", "projections"])
+        try:
+            wait_projected(config, runtime)
+        finally:
+            served.close()
+        after = runtime.db.query(dump)
+    assert after[: len(before)] == before
+    assert [row["subscription_id"] for row in after[len(before) :]] == ["late-sub"]
