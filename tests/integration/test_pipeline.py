@@ -7,7 +7,7 @@ import io
 import json
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -368,3 +368,30 @@ def test_a_kafka_fed_read_model_rebuilt_from_the_store_resumes_without_doubles(
         after = runtime.db.query(dump)
     assert after[: len(before)] == before
     assert [row["subscription_id"] for row in after[len(before) :]] == ["late-sub"]
+
+
+def test_the_wall_clock_scheduler_advances_the_ledger_to_the_current_minute(config) -> None:
+    from consumers.kafka import ensure_topics
+    from consumers.serve import serve
+
+    ensure_topics(config)
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=serve,
+        args=(config, ["commands", "scheduler"]),
+        kwargs={"clock": "wall", "tick_s": 0.5, "stop": stop, "install_signals": False},
+        daemon=True,
+    )
+    thread.start()
+    try:
+        with Runtime(config) as runtime:
+            deadline = time.monotonic() + 60
+            while runtime.ledger.clock_now() is None:
+                assert time.monotonic() < deadline, "the scheduler never advanced the clock"
+                time.sleep(0.3)
+            now = datetime.now(UTC)
+            clock = runtime.ledger.clock_now()
+            assert clock.second == 0 and timedelta(0) <= now - clock < timedelta(minutes=2)
+    finally:
+        stop.set()
+        thread.join(60)
