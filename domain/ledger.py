@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import random
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -38,6 +40,8 @@ from domain.plan import Plan
 from domain.subscription import Subscription
 from domain.unit_of_work import A, LedgerSettings, Result, Schedule, UnitOfWork
 from domain.vault import Vault
+
+CONFLICT_RETRIES = 100
 
 
 class Ledger(CommandHandlers, DueWork, Application[UUID]):
@@ -88,7 +92,7 @@ class Ledger(CommandHandlers, DueWork, Application[UUID]):
         publishes rejections there, so a crash can repeat one but never lose one); it may run
         again if the batch is redone after a concurrent write.
         """
-        for _attempt in range(5):
+        for attempt in range(1, CONFLICT_RETRIES):
             try:
                 return self._execute_batch(commands, tracking, before_commit)
             except IntegrityError:
@@ -96,7 +100,10 @@ class Ledger(CommandHandlers, DueWork, Application[UUID]):
                     tracking.application_name, tracking.notification_id
                 ):
                     raise
-                continue  # someone else wrote these aggregates first: reload and redo
+                # Someone else wrote these aggregates first (the invoice sequence is every
+                # writer's): reload and redo, after a random pause so that two writers in
+                # step fall out of step instead of beating each other every time.
+                time.sleep(random.uniform(0, min(0.005 * attempt, 0.2)))
         return self._execute_batch(commands, tracking, before_commit)
 
     def _execute_batch(

@@ -157,6 +157,19 @@ def test_kill_9_mid_burst_then_restart_applies_every_command_once(
         runtime.close()
 
 
+def invoice_numbers(ledger) -> list[int]:
+    """Every invoice number the ledger issued, from its notification log."""
+    numbers, start = [], 0
+    while batch := ledger.recorder.select_notifications(
+        start=start, limit=1000, inclusive_of_start=False
+    ):
+        for n in batch:
+            if n.topic.endswith("Subscription.Invoiced"):
+                numbers.append(int(ledger.mapper.to_domain_event(n).number.removeprefix("INV-")))
+        start = batch[-1].id
+    return sorted(numbers)
+
+
 def group_members(config, group: str) -> list[dict]:
     """The members of a stable consumer group, each with its assignment."""
     from kafka import KafkaAdminClient
@@ -203,14 +216,27 @@ def test_two_serve_processes_in_one_group_share_partitions_and_apply_each_comman
             )
             for i in range(200)
         ]
-        for command in commands + commands[:20]:  # the first 20 ids twice
+        upstream.send(
+            c.DefinePlan(command_id="plan", at=AT, plan_id="pro", name="Pro", currency="USD",
+                         pricing={"model": "flat", "amount": 4900, "tiers": []})
+        )  # fmt: skip
+        upstream.wait_applied(runtime.ledger)
+        for i, command in enumerate(commands):  # each customer's commands share a partition
+            upstream.send(command)
+            upstream.send(c.Subscribe(command_id=f"sub-{i}", at=AT, customer_id=f"cust-{i}",
+                                      plan_id="pro", subscription_id=f"s-{i}"))  # fmt: skip
+        for command in commands[:20]:  # the first 20 ids twice
             upstream.send(command)
         upstream.wait_applied(runtime.ledger, timeout=120)
         counts = events_per_command(runtime.ledger)
         for i in range(200):
             assert counts.get((f"reg-{i}", "Customer.Registered")) == 1, i
             assert counts.get((f"reg-{i}", "CommandReceipt.Applied")) == 1, i
+            assert counts.get((f"sub-{i}", "Subscription.Invoiced")) == 1, i
         assert sum(1 for key in counts if key[1] == "Customer.Registered") == 200
+        # both workers invoiced at once: the shared invoice sequence stayed gapless
+        numbers = invoice_numbers(runtime.ledger)
+        assert numbers == list(range(1, 201))
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)

@@ -287,3 +287,49 @@ def test_erasure_destroys_the_key_and_keeps_the_invoices(runtime: Runtime) -> No
     assert [i["total"] for i in ada] == [1000, 1000, 3000, 3000, 3000]
     # the other customers are untouched
     assert runtime.ledger.customer_profile("eve")["name"] == "Eve"
+
+
+def test_two_writers_at_once_keep_invoice_numbers_gapless(backend: Backend) -> None:
+    """Two processes' worth of ledgers on one store, subscribing at the same time: optimistic
+    concurrency on the invoice sequence makes one redo, so numbers stay gapless and unique."""
+    import threading
+
+    setup = Runtime(backend.config())
+    try:
+        setup.ledger.execute(
+            c.DefinePlan(command_id="plan", at=JAN, plan_id="basic", name="Basic",
+                         currency="USD", pricing=flat(1000))
+        )  # fmt: skip
+    finally:
+        setup.close()
+    errors: list[BaseException] = []
+
+    def writer(name: str) -> None:
+        runtime = Runtime(backend.config())
+        try:
+            for i in range(25):
+                runtime.ledger.execute_batch([
+                    c.RegisterCustomer(command_id=f"{name}-reg-{i}", at=JAN,
+                                       customer_id=f"{name}-{i}", name="C",
+                                       email=f"{name}{i}@example.com", payment_token="tok_visa"),
+                    c.Subscribe(command_id=f"{name}-sub-{i}", at=JAN, customer_id=f"{name}-{i}",
+                                plan_id="basic", subscription_id=f"{name}-{i}"),
+                ])  # fmt: skip
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            runtime.close()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in ("left", "right")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    check = Runtime(backend.config())
+    try:
+        check.catch_up()
+        numbers = sorted(int(i["number"].removeprefix("INV-")) for i in reports.invoices(check.db))
+        assert numbers == list(range(1, 51))
+    finally:
+        check.close()
