@@ -210,13 +210,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _rows(data: Any) -> list[dict[str, Any]]:
+def _rows(data: Any, key: str = "key") -> list[dict[str, Any]]:
     """Flatten for table/CSV: a list of dicts stays; a dict keyed by currency becomes rows."""
     if isinstance(data, list):
         return [{k: v for k, v in row.items() if not isinstance(v, list | dict)} for row in data]
     if isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values()):
         return [
-            {"key": k, **{kk: vv for kk, vv in v.items() if not isinstance(vv, list | dict)}}
+            {key: k, **{kk: vv for kk, vv in v.items() if not isinstance(vv, list | dict)}}
             for k, v in data.items()
         ]
     return [
@@ -225,12 +225,12 @@ def _rows(data: Any) -> list[dict[str, Any]]:
     ]
 
 
-def show(data: Any, fmt: str, title: str | None = None) -> None:
+def show(data: Any, fmt: str, title: str | None = None, key: str = "key") -> None:
     data = _plain(data)
     if fmt == "json":
         click.echo(json.dumps(data, indent=2, sort_keys=False))
         return
-    rows = _rows(data)
+    rows = _rows(data, key)
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
@@ -878,7 +878,7 @@ def report_mrr(app: App, at_, fmt) -> None:
     """MRR, ARR, paying customers, ARPU and active subscriptions."""
     from projections import reports
 
-    show(reports.mrr(app.runtime.db, parse_time(at_)), fmt)
+    show(reports.mrr(app.runtime.db, parse_time(at_)), fmt, key="currency")
 
 
 @report.command("movements")
@@ -890,7 +890,7 @@ def report_movements(app: App, start, end, fmt) -> None:
     """MRR movements: new, expansion, contraction, churn, reactivation."""
     from projections import reports
 
-    show(reports.movements(app.runtime.db, *_window(start, end)), fmt)
+    show(reports.movements(app.runtime.db, *_window(start, end)), fmt, key="currency")
 
 
 @report.command("churn")
@@ -902,7 +902,7 @@ def report_churn(app: App, start, end, fmt) -> None:
     """Logo churn, revenue churn and net revenue churn rates, trial conversion."""
     from projections import reports
 
-    show(reports.churn(app.runtime.db, *_window(start, end)), fmt)
+    show(reports.churn(app.runtime.db, *_window(start, end)), fmt, key="currency")
 
 
 @report.command("cohorts")
@@ -934,7 +934,18 @@ def report_revenue(app: App, start, end, fmt) -> None:
     """Revenue billed, tax, collected and written off, by month."""
     from projections import reports
 
-    show(reports.revenue(app.runtime.db, *_window(start, end)), fmt)
+    revenue = reports.revenue(app.runtime.db, *_window(start, end))
+    if fmt == "json":
+        show(revenue, fmt)
+        return
+    rows = []  # one row a month, then the window's totals
+    for currency, figures in revenue.items():
+        rows += [
+            {"currency": currency, "month": month, **m} for month, m in figures["months"].items()
+        ]
+        totals = {k: v for k, v in figures.items() if k != "months"}
+        rows.append({"currency": currency, "month": "total", **totals})
+    show(rows, fmt)
 
 
 # ---- simulation and demo -----------------------------------------------------------------

@@ -27,6 +27,11 @@ class LedgerAggregate(Aggregate):
         self.check_time(at)
         self.trigger_event(event_class, timestamp=at, meta=meta, **fields)
 
+    def check_exists_at(self, at: datetime, what: str) -> None:
+        """Nothing may refer to a record at a time before the record began."""
+        if at < self.created_on:
+            raise TimeWentBackwards(f"{what} only exists from {iso(self.created_on)}")
+
     def check_time(self, at: datetime) -> None:
         check_aware(at)
         if at < self.modified_on:

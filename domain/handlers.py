@@ -199,12 +199,15 @@ class CommandHandlers:
     def _(self, cmd: c.Subscribe, uow: UnitOfWork) -> dict[str, Any]:
         customer = self._customer(uow, cmd.customer_id)
         customer.check_not_erased()
+        customer.check_exists_at(cmd.at, f"customer '{cmd.customer_id}'")
         plan = self._plan(uow, cmd.plan_id)
+        plan.check_exists_at(cmd.at, f"plan '{cmd.plan_id}'")
         coupon = None
         if cmd.coupon:
             found = uow.get(
                 Coupon, coupon_uuid(cmd.coupon), UnknownCoupon(f"unknown coupon '{cmd.coupon}'")
             )
+            found.check_exists_at(cmd.at, f"coupon '{cmd.coupon}'")
             coupon = found.terms
         if not cmd.subscription_id:
             raise InvalidInput("a subscription needs an id")
@@ -232,6 +235,7 @@ class CommandHandlers:
     def _(self, cmd: c.ChangePlan, uow: UnitOfWork) -> dict[str, Any]:
         sub = self._subscription(uow, cmd.subscription_id, cmd)
         plan = self._plan(uow, cmd.plan_id)
+        plan.check_exists_at(cmd.at, f"plan '{cmd.plan_id}'")
         invoices = self._change(uow, sub, plan, cmd.quantity or sub.quantity, cmd)
         return {
             "subscription_id": cmd.subscription_id,

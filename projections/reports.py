@@ -50,19 +50,22 @@ def mrr(db: ReadDB, at: datetime | None = None) -> dict[str, dict[str, Any]]:
 
 
 def movements(db: ReadDB, start: datetime, end: datetime) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {}
+    """MRR moved in [start, end) by kind, the net, and how many customers moved each way."""
+    amounts: dict[str, dict[str, int]] = {}
+    customers: dict[str, dict[str, int]] = {}
     for row in db.query(
-        "SELECT currency, kind, SUM(delta) AS amount, COUNT(*) AS n FROM mrr_movements"
-        " WHERE at >= ? AND at < ? GROUP BY currency, kind",
+        "SELECT currency, kind, SUM(delta) AS amount, COUNT(DISTINCT customer_id) AS n"
+        " FROM mrr_movements WHERE at >= ? AND at < ? GROUP BY currency, kind",
         (ts(start), ts(end)),
     ):
-        figures = out.setdefault(row["currency"], {k: 0 for k in KINDS})
-        figures[row["kind"]] = int(row["amount"])
-        figures[f"{row['kind']}_customers"] = int(row["n"])
-    for figures in out.values():
-        figures["net"] = sum(figures[k] for k in KINDS)
-        for k in KINDS:
-            figures.setdefault(f"{k}_customers", 0)
+        amounts.setdefault(row["currency"], {})[row["kind"]] = int(row["amount"])
+        customers.setdefault(row["currency"], {})[row["kind"]] = int(row["n"])
+    out: dict[str, dict[str, int]] = {}
+    for currency in sorted(amounts):
+        figures = {k: amounts[currency].get(k, 0) for k in KINDS}
+        figures["net"] = sum(figures.values())
+        figures.update({f"{k}_customers": customers[currency].get(k, 0) for k in KINDS})
+        out[currency] = figures
     return out
 
 

@@ -472,3 +472,14 @@ def test_a_rejection_inside_a_batch_leaves_no_half_made_change_behind(book: Book
     # and the next command meets the committed state, not a leftover from the first try
     book.run(c.Cancel, T(2024, 1, 20), subscription_id="sub")
     assert book.subscription("sub")["cancel_at_period_end"] is True
+
+
+def test_a_subscription_cannot_start_before_its_customer_or_plan_existed(book: Book) -> None:
+    book.plan("basic", T(2024, 3, 1), flat(1000))
+    book.customer("cus", T(2024, 2, 1))
+    with pytest.raises(TimeWentBackwards, match="plan 'basic' only exists from 2024-03-01"):
+        book.subscribe("sub", "cus", "basic", T(2024, 2, 15))
+    book.customer("late", T(2024, 5, 1))
+    with pytest.raises(TimeWentBackwards, match="customer 'late' only exists from 2024-05-01"):
+        book.subscribe("sub", "late", "basic", T(2024, 4, 1))
+    book.subscribe("sub", "cus", "basic", T(2024, 3, 1))  # from the plan's first instant: fine
