@@ -14,11 +14,12 @@ import re
 import shlex
 import socket
 import subprocess
+import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import psycopg2
@@ -127,6 +128,21 @@ def services() -> dict[str, str]:
     return settings
 
 
+def _drop_database(admin: Any, name: str) -> None:
+    """DROP ... WITH (FORCE); an autovacuum worker that just started on the database may need
+    a moment to go when the role lacks pg_signal_backend (a PostgreSQL of the user's own)."""
+    statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    for attempt in range(10):
+        try:
+            with admin.cursor() as cur:
+                cur.execute(statement)
+            return
+        except psycopg2.errors.InsufficientPrivilege:
+            if attempt == 9:
+                raise
+            time.sleep(0.5)
+
+
 @pytest.fixture
 def make_pg_database(
     services: dict[str, str], request: pytest.FixtureRequest
@@ -148,13 +164,8 @@ def make_pg_database(
         yield make
     finally:
         try:
-            with admin.cursor() as cur:
-                for name in created:
-                    cur.execute(
-                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                            sql.Identifier(name)
-                        )
-                    )
+            for name in created:
+                _drop_database(admin, name)
         finally:
             admin.close()
 
