@@ -1248,12 +1248,25 @@ def projections_rebuild(app: App, name: str, fmt: str) -> None:
         raise InvalidInput(
             f"unknown projection '{name}' (known: {', '.join(p.name for p in runtime.projections)})"
         )
-    if runtime.kafka_mode:  # rows from the store, then the Kafka group resumes at the end
-        from consumers.projector import rebuild_from_store
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-        applied = rebuild_from_store(app.config, runtime.ledger, found[0], runtime.db)
-    else:
-        applied = runtime.feeder.rebuild(found[0])
+    with Progress(
+        TextColumn(f"[bold]rebuilding {name}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("events"), disable=fmt != "table", transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task(name, total=runtime.feeder.head())
+
+        def progress(position: int, head: int) -> None:
+            bar.update(task, completed=position, total=head)
+
+        if runtime.kafka_mode:  # rows from the store, then the Kafka group resumes at the end
+            from consumers.projector import rebuild_from_store
+
+            applied = rebuild_from_store(
+                app.config, runtime.ledger, found[0], runtime.db, progress=progress
+            )
+        else:
+            applied = runtime.feeder.rebuild(found[0], progress)
     show({"projection": name, "events_applied": applied}, fmt)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kafka import TopicPartition
@@ -224,7 +224,13 @@ class _Versions(Projection):
         )
 
 
-def rebuild_from_store(config: Any, ledger: Any, projection: Projection, db: ReadDB) -> int:
+def rebuild_from_store(
+    config: Any,
+    ledger: Any,
+    projection: Projection,
+    db: ReadDB,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
     """Rebuild a Kafka-fed read model from the event store, then hand it back to its group.
 
     The events topic need not keep every event (retention), so the rows come from the store.
@@ -248,7 +254,7 @@ def rebuild_from_store(config: Any, ledger: Any, projection: Projection, db: Rea
         db.execute(VERSIONS_DDL)
         db.execute("DELETE FROM projection_versions WHERE projection = ?", (projection.name,))
         db.execute("DELETE FROM projection_positions WHERE projection = ?", (versions.name,))
-    applied = LogFeeder(ledger, db, [projection, versions]).catch_up()
+    applied = LogFeeder(ledger, db, [projection, versions]).catch_up(progress)
     with db.transaction():
         db.execute("DELETE FROM projection_positions WHERE projection = ?", (versions.name,))
         for tp, end in ends.items():
