@@ -822,6 +822,24 @@ def invoices_list(app: App, customer, subscription, status, fmt) -> None:
     show(reports.invoices(app.runtime.db, customer, subscription, status), fmt)
 
 
+@cli.group()
+def payments() -> None:
+    """Read payments: every charge attempt, succeeded or failed."""
+
+
+@payments.command("list")
+@click.option("--customer")
+@click.option("--subscription")
+@click.option("--outcome", type=click.Choice(["succeeded", "failed"]))
+@format_option
+@click.pass_obj
+def payments_list(app: App, customer, subscription, outcome, fmt) -> None:
+    """Charge attempts oldest first, with the decline reason and the gateway's reference."""
+    from projections import reports
+
+    show(reports.payments(app.runtime.db, customer, subscription, outcome), fmt)
+
+
 @cli.command()
 @click.argument("subscription_id")
 @format_option

@@ -162,6 +162,7 @@ class Subscription(LedgerAggregate):
         amount: int
         attempt: int
         reason: str
+        reference: str  # the gateway's id of the declined charge ("" if none was made)
         next_retry_at: datetime | None
 
         def change(self, sub: Subscription) -> None:
@@ -510,6 +511,7 @@ class Subscription(LedgerAggregate):
             amount=amount,
             attempt=attempt,
             reason=result.reason or "declined",
+            reference=result.reference,
             next_retry_at=next_retry_at,
             status=status,
             mrr=self.monthly_value(status=status),

@@ -274,6 +274,30 @@ def invoices(
     return rows
 
 
+def payments(
+    db: ReadDB,
+    customer: str | None = None,
+    subscription: str | None = None,
+    outcome: str | None = None,
+) -> list[dict[str, Any]]:
+    """Every charge attempt (and payment recorded outside the gateway), oldest first."""
+    where, params = [], []
+    for column, value in (
+        ("customer_id", customer),
+        ("subscription_id", subscription),
+        ("outcome", outcome),
+    ):
+        if value:
+            where.append(f"{column} = ?")
+            params.append(value)
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    return db.query(
+        "SELECT at, number, subscription_id, customer_id, currency, amount, outcome, attempt,"
+        f" reason, reference FROM payments{clause} ORDER BY at, number, attempt",
+        params,
+    )
+
+
 def subscription(db: ReadDB, subscription_id: str) -> dict[str, Any] | None:
     rows = db.query(
         "SELECT subscription_id, customer_id, plan_id, plan_version, status, quantity,"

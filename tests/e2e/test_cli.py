@@ -463,3 +463,26 @@ def test_a_usage_mistake_is_one_error_line_with_where_to_look(tmp_path: Path, ar
     assert proc.returncode == 2
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
     assert "--help" in lines[0]
+
+
+def test_payments_list_shows_declines_with_their_reason_and_reference(tmp_path: Path) -> None:
+    run = runner(tmp_path)
+    run("plan", "define", "basic", "--name", "Basic", "--price", "10.00", "--currency", "USD",
+        "--at", "2024-01-01")  # fmt: skip
+    run("customer", "register", "bob", "--name", "Bob", "--email", "bob@example.com",
+        "--payment-token", "tok_chargeDeclinedInsufficientFunds", "--at", "2024-01-01")  # fmt: skip
+    run("subscribe", "bob", "basic", "--subscription-id", "s", "--at", "2024-01-01")
+    run("clock", "advance", "--to", "2024-01-09")
+    failed = as_json(run("payments", "list", "--outcome", "failed", "--format", "json"))
+    assert [(p["attempt"], p["at"], p["amount"], p["reason"]) for p in failed] == [
+        (1, "2024-01-01T00:00:00Z", 1000, "insufficient_funds"),
+        (2, "2024-01-02T00:00:00Z", 1000, "insufficient_funds"),
+        (3, "2024-01-04T00:00:00Z", 1000, "insufficient_funds"),
+        (4, "2024-01-06T00:00:00Z", 1000, "insufficient_funds"),
+        (5, "2024-01-08T00:00:00Z", 1000, "insufficient_funds"),
+    ]
+    assert all(p["reference"].startswith("ch_failed_") for p in failed)
+    assert len({p["reference"] for p in failed}) == 5  # one idempotency key per attempt
+    assert as_json(run("payments", "list", "--outcome", "succeeded", "--format", "json")) == []
+    rows = as_csv(run("payments", "list", "--customer", "bob", "--format", "csv"))
+    assert len(rows) == 5 and rows[0]["subscription_id"] == "s"
