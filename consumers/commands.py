@@ -199,13 +199,9 @@ class Publisher:
         from schemas.codec import command_key
 
         if remember_rejections:  # before producing, so a fast rejection is not missed
-            probe = k.consumer(self.config, None, client_id="subledger-cli-probe")
-            try:
-                parts = probe.partitions_for_topic(self.config.rejected_topic) or set()
-                tps = [TopicPartition(self.config.rejected_topic, p) for p in parts]
-                self._rejected_from = probe.end_offsets(tps) if tps else {}
-            finally:
-                probe.close()
+            self._rejected_from = k.end_offsets(
+                self.config, self.config.rejected_topic, "subledger-cli-probe"
+            )
         self.producer.send(
             self.config.commands_topic, key=command_key(command), value=self.codec.encode(command)
         )

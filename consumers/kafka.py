@@ -76,6 +76,17 @@ def wait_for_partitions(client: KafkaConsumer, topic: str, timeout_s: float = 30
         time.sleep(0.2)
 
 
+def end_offsets(config: Any, topic: str, client_id: str) -> dict[TopicPartition, int]:
+    """Where each partition of `topic` ends now (empty if the topic has none)."""
+    client = consumer(config, None, client_id=client_id)
+    try:
+        parts = client.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        return client.end_offsets(tps) if tps else {}
+    finally:
+        client.close()
+
+
 def admin(config: Any) -> KafkaAdminClient:
     return KafkaAdminClient(bootstrap_servers=_bootstrap(config), client_id="subledger-admin")
 

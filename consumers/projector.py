@@ -151,13 +151,8 @@ class ProjectionWorker:
 
 def lag(config: Any, projections: Sequence[Projection], db: ReadDB) -> list[dict[str, Any]]:
     """Per projection and partition: the end offset, the stored next offset, the lag."""
-    client = k.consumer(config, None, client_id="subledger-status")
-    try:
-        parts = client.partitions_for_topic(config.events_topic) or set()
-        tps = [TopicPartition(config.events_topic, p) for p in sorted(parts)]
-        ends = client.end_offsets(tps) if tps else {}
-    finally:
-        client.close()
+    ends = k.end_offsets(config, config.events_topic, "subledger-status")
+    tps = list(ends)
     rows = []
     for projection in projections:
         stored = get_positions(db, projection.name)
@@ -240,13 +235,7 @@ def rebuild_from_store(
     """
     from consumers.embedded import LogFeeder
 
-    client = k.consumer(config, None, client_id="subledger-rebuild")
-    try:
-        parts = client.partitions_for_topic(config.events_topic) or set()
-        tps = [TopicPartition(config.events_topic, p) for p in sorted(parts)]
-        ends = client.end_offsets(tps) if tps else {}
-    finally:
-        client.close()
+    ends = k.end_offsets(config, config.events_topic, "subledger-rebuild")
     versions = _Versions(projection.name)
     projection.drop(db)
     projection.create(db)

@@ -24,6 +24,16 @@ from domain.subscription import Subscription
 from domain.unit_of_work import LedgerSettings, Schedule, UnitOfWork
 from domain.vault import Vault
 
+COUNTS = (  # what a clock advance reports it did
+    "renewals",
+    "invoices",
+    "payments_failed",
+    "churned",
+    "trials_converted",
+    "reminders",
+    "retries",
+)
+
 
 class DueWork:
     """Running what is due, billing and collecting."""
@@ -41,15 +51,7 @@ class DueWork:
     def _run_due(self, uow: UnitOfWork, to: datetime, meta: dict) -> dict[str, int]:
         """Execute everything due up to `to`, in time order, flushing in chunks."""
         settings = self.settings
-        counts = {
-            "renewals": 0,
-            "invoices": 0,
-            "payments_failed": 0,
-            "churned": 0,
-            "trials_converted": 0,
-            "reminders": 0,
-            "retries": 0,
-        }
+        counts = dict.fromkeys(COUNTS, 0)
         if self.schedule is None:
             return counts
         heap: list[tuple[datetime, int, str, UUID]] = []
@@ -213,21 +215,7 @@ class DueWork:
         renewal, retry or cancellation that fell due first is done first, as it would
         have been, so the command meets the state it was aimed at.
         """
-        settings, counts = (
-            self.settings,
-            dict.fromkeys(
-                (
-                    "renewals",
-                    "invoices",
-                    "payments_failed",
-                    "churned",
-                    "trials_converted",
-                    "reminders",
-                    "retries",
-                ),
-                0,
-            ),
-        )
+        settings, counts = self.settings, dict.fromkeys(COUNTS, 0)
         while True:
             nxt = sub.next_due(settings.reminder_days, settings.remind_all_plans)
             if nxt is None or nxt[0] > at:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import singledispatchmethod
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +9,7 @@ from domain import commands as c
 from domain.base import iso
 from domain.bookkeeping import Coupon, LedgerClock, TaxRate
 from domain.customer import Customer, check_profile, personal_fields
+from domain.duework import DueWork
 from domain.errors import AlreadyExists, InvalidInput, UnknownCoupon
 from domain.identity import (
     CLOCK_ID,
@@ -24,48 +24,18 @@ from domain.periods import Interval
 from domain.plan import Plan
 from domain.pricing import Pricing
 from domain.subscription import Subscription
-from domain.unit_of_work import A, Schedule, UnitOfWork
-from domain.vault import Vault
+from domain.unit_of_work import A, UnitOfWork
 
 
-class CommandHandlers:
+class CommandHandlers(DueWork):
     """One handler per command type; each checks every rule before it changes anything."""
 
-    if TYPE_CHECKING:  # what the handlers use of the Ledger they are part of
-        vault: Vault
-        schedule: Schedule | None
+    if TYPE_CHECKING:  # what the handlers use of the Ledger core they are part of
 
         def _add(self, uow: UnitOfWork, agg: A, message: str) -> A: ...
-        def _plan(self, uow: UnitOfWork, plan_id: str) -> Plan: ...
-        def _customer(self, uow: UnitOfWork, customer_id: str) -> Customer: ...
         def _subscription(
             self, uow: UnitOfWork, subscription_id: str, cmd: c.Command
         ) -> Subscription: ...
-        def _bring_up_to(
-            self, uow: UnitOfWork, sub: Subscription, at: datetime, meta: dict
-        ) -> None: ...
-        def _bill(
-            self,
-            uow: UnitOfWork,
-            sub: Subscription,
-            plan: Plan,
-            reason: str,
-            at: datetime,
-            meta: dict,
-            counts: dict[str, int] | None = None,
-        ) -> list[str]: ...
-        def _invoice(
-            self,
-            uow: UnitOfWork,
-            sub: Subscription,
-            lines: list,
-            reason: str,
-            at: datetime,
-            meta: dict,
-            counts: dict[str, int] | None = None,
-        ) -> list[str]: ...
-        def _run_due(self, uow: UnitOfWork, to: datetime, meta: dict) -> dict[str, int]: ...
-        def personal(self, uow: UnitOfWork, customer: Customer) -> dict[str, Any]: ...
 
     @singledispatchmethod
     def handle(self, command: c.Command, uow: UnitOfWork) -> dict[str, Any] | None:

@@ -16,7 +16,6 @@ from eventsourcing.persistence import IntegrityError, Tracking
 from domain import commands as c
 from domain.bookkeeping import CommandReceipt, InvoiceSequence, LedgerClock
 from domain.customer import Customer
-from domain.duework import DueWork
 from domain.errors import (
     AlreadyExists,
     InvalidInput,
@@ -44,7 +43,7 @@ from domain.vault import Vault
 CONFLICT_RETRIES = 100
 
 
-class Ledger(CommandHandlers, DueWork, Application[UUID]):
+class Ledger(CommandHandlers, Application[UUID]):
     """Subscriptions, customers, plans and their money, as an immutable history."""
 
     name = "Ledger"
