@@ -14,6 +14,12 @@ POSITIONS_DDL = (
     " projection TEXT NOT NULL, source TEXT NOT NULL, position BIGINT NOT NULL,"
     " PRIMARY KEY (projection, source))"
 )
+FAULTS_DDL = (
+    "CREATE TABLE IF NOT EXISTS projection_faults ("
+    " projection TEXT NOT NULL, source TEXT NOT NULL, position BIGINT NOT NULL,"
+    " event TEXT NOT NULL, reason TEXT NOT NULL, recorded_at TEXT NOT NULL,"
+    " PRIMARY KEY (projection, source))"
+)
 
 
 def ts(at: datetime | None) -> str | None:
@@ -36,7 +42,7 @@ class Projection:
     tables: ClassVar[dict[str, str]]  # table name -> CREATE TABLE statement
 
     def create(self, db: ReadDB) -> None:
-        db.script([*self.tables.values(), POSITIONS_DDL])
+        db.script([*self.tables.values(), POSITIONS_DDL, FAULTS_DDL])
 
     def drop(self, db: ReadDB) -> None:
         with db.transaction():
@@ -44,6 +50,8 @@ class Projection:
                 db.execute(f"DROP TABLE IF EXISTS {table}")
             db.execute(POSITIONS_DDL)
             db.execute("DELETE FROM projection_positions WHERE projection = ?", (self.name,))
+            db.execute(FAULTS_DDL)
+            db.execute("DELETE FROM projection_faults WHERE projection = ?", (self.name,))
 
     def apply(self, db: ReadDB, record: EventRecord) -> None:
         handler = getattr(self, f"on_{record.aggregate_type}_{record.type}", None)
@@ -63,4 +71,31 @@ def set_position(db: ReadDB, projection: str, source: str, position: int) -> Non
         "INSERT INTO projection_positions (projection, source, position) VALUES (?, ?, ?)"
         " ON CONFLICT (projection, source) DO UPDATE SET position = excluded.position",
         (projection, source, position),
+    )
+
+
+def record_fault(
+    db: ReadDB, projection: str, source: str, position: int, event: str, reason: str, at: str
+) -> None:
+    """Note that `projection` is stuck at `position` of `source` on `event`, and why.
+
+    A stuck projection applies nothing more from that source until it is rebuilt; the
+    ledger and every other projection go on. Written in its own transaction by the caller.
+    """
+    db.execute(
+        "INSERT INTO projection_faults (projection, source, position, event, reason,"
+        " recorded_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (projection, source) DO UPDATE"
+        " SET position = excluded.position, event = excluded.event, reason = excluded.reason,"
+        " recorded_at = excluded.recorded_at",
+        (projection, source, position, event, reason[:1000], at),
+    )
+
+
+def get_faults(db: ReadDB, projection: str | None = None) -> list[dict[str, Any]]:
+    """Stuck (projection, source) pairs with the position, event and reason they stopped at."""
+    where, params = ("WHERE projection = ?", (projection,)) if projection else ("", ())
+    return db.query(
+        "SELECT projection, source, position, event, reason, recorded_at FROM projection_faults"
+        f" {where} ORDER BY projection, source",
+        params,
     )

@@ -7,7 +7,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.errors import CardNumberRefused
-from domain.pci import find_card_number, looks_like_card_number, luhn_valid, refuse_card_numbers
+from domain.pci import (
+    find_card_number,
+    looks_like_card_number,
+    luhn_valid,
+    mask_card_numbers,
+    mask_card_numbers_in_bytes,
+    mask_value,
+    refuse_card_numbers,
+    safe_repr,
+)
 
 CARD = "4242424242424242"
 
@@ -30,6 +39,15 @@ def test_luhn_checksum() -> None:
         "378282246310005",  # Amex, 15 digits
         "6011111111111117",
         "9" + CARD + "999",  # a card hidden in a 20-digit run
+        "4242.4242.4242.4242",
+        "4242\t4242\t4242\t4242",
+        "4242  4242  4242  4242",
+        "4242 / 4242 / 4242 / 4242",
+        "4242_4242_4242_4242",
+        "4242,4242;4242:4242",
+        "\uff14\uff12\uff14\uff12" * 4,  # full-width digits
+        "\u0664\u0662\u0664\u0662" * 4,  # Arabic-Indic digits
+        "card: 4242-4242-4242-4242, exp 12/27",
     ],
 )
 def test_card_numbers_are_found(text: str) -> None:
@@ -45,9 +63,10 @@ def test_card_numbers_are_found(text: str) -> None:
         "+44 20 7946 0958",
         "1234567890123",  # 13 digits failing Luhn
         "424242424242",  # 12 digits
-        "4242  4242  4242  4242",  # double spaces split the run into short groups
         "2024-01-15T10:00:00Z",
         "order 12345 qty 3",
+        "4242    4242 4242 4242",  # four spaces: two numbers, neither long enough
+        "4242a4242b4242c4242",  # letters end a number
         "",
     ],
 )
@@ -63,8 +82,10 @@ def test_window_search_agrees_with_the_obvious_definition(digits: str) -> None:
     assert find_card_number(digits) == expected
 
 
-def test_long_digit_runs_are_checked_quickly() -> None:
-    assert find_card_number("1" * 100_000) in (True, False)
+def test_long_digit_runs_are_searched_to_the_end() -> None:
+    assert not find_card_number("1" * 100_000)  # no 13-19 run of ones passes Luhn
+    assert find_card_number("1" * 100_000 + " " + CARD)
+    assert find_card_number("1 " * 50_000 + "x" + CARD)
 
 
 def test_refuse_card_numbers_names_the_field_but_never_the_value() -> None:
@@ -95,3 +116,42 @@ def test_refuse_card_numbers_lets_tokens_and_ordinary_fields_through() -> None:
             "metadata": {"phone": "+44 20 7946 0958", "tags": ("a", "b")},
         }
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("4242 4242 4242 4242", "**** **** **** 4242"),
+        ("pay 4242.4242.4242.4242 now", "pay ****.****.****.4242 now"),
+        ("\uff14\uff12\uff14\uff12" * 4, "*" * 12 + "\uff14\uff12\uff14\uff12"),
+        ("tok_visa", "tok_visa"),
+    ],
+)
+def test_masking_keeps_the_last_four_digits(text: str, masked: str) -> None:
+    assert mask_card_numbers(text) == masked
+    assert not find_card_number(mask_card_numbers(text))
+
+
+def test_masking_bytes_keeps_their_length_and_framing() -> None:
+    raw = b"\x00\x17" + "card \uff14\uff12\uff14\uff12".encode() * 1 + b"4242424242424\xff"
+    data = b"\x02" + (CARD + " x").encode() + b"\xfe\x01" + "\uff14".encode()
+    masked, found = mask_card_numbers_in_bytes(data)
+    assert found
+    assert len(masked) == len(data)
+    assert masked.startswith(b"\x02************4242 x\xfe\x01")
+    assert mask_card_numbers_in_bytes(raw[:3]) == (raw[:3], False)
+
+
+def test_mask_value_walks_messages_and_spares_exempt_ids() -> None:
+    message = {"command_id": CARD, "customer_id": f"c-{CARD}", "prefs": {"a": [CARD]}}
+    masked = mask_value(message, frozenset({"command_id"}))
+    assert masked == {
+        "command_id": CARD,
+        "customer_id": "c-************4242",
+        "prefs": {"a": ["************4242"]},
+    }
+
+
+def test_safe_repr_never_echoes_a_card_number() -> None:
+    assert safe_repr("2025-01-01") == "'2025-01-01'"
+    assert "4242" not in safe_repr(f"{CARD}T00:00")
