@@ -1,12 +1,22 @@
-"""Commands: imperative requests from upstream, each with an id and an effective time."""
+"""Commands: imperative requests from upstream, each with an id and an effective time.
+
+A command checks its own fields when it is built (ranges in `domain.limits`), so a Kafka
+message or a CLI line that breaks them is refused before anything is looked up.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from domain import limits as lim
 from domain.errors import InvalidInput
+from domain.pci import refuse_card_numbers
+
+CARD_EXEMPT = frozenset({"command_id", "correlation_id"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,15 +31,30 @@ class Command:
     actor: str = "anonymous"
     source: str = "cli"
     correlation_id: str | None = None
+    implied: tuple[str, ...] = ()  # fields filled in for the caller (e.g. `at` = now)
 
     def __post_init__(self) -> None:
-        if not self.command_id or not isinstance(self.command_id, str):
-            raise InvalidInput("command_id is required")
-        if not isinstance(self.at, datetime) or self.at.tzinfo is None:
-            raise InvalidInput("the effective time 'at' must be a timezone-aware datetime")
+        # First of all, before any other check can quote a field: no card numbers, in any
+        # field but the machine ids (numeric ids of 13-19 digits pass Luhn one time in ten)
+        refuse_card_numbers(
+            {f.name: getattr(self, f.name) for f in fields(self) if f.name not in CARD_EXEMPT}
+        )
+        lim.check_id(self.command_id, "command_id")
+        lim.check_time(self.at, "the effective time (at)")
         # Ledger time is UTC to the second: proration is by the second, and stored times
         # then sort as text everywhere.
         object.__setattr__(self, "at", self.at.astimezone(UTC).replace(microsecond=0))
+        lim.check_id(self.actor, "actor")
+        lim.check_id(self.source, "source")
+        if self.correlation_id is not None:
+            lim.check_id(self.correlation_id, "correlation_id")
+        names = {f.name for f in fields(self)} - {"command_id", "implied"}
+        if not isinstance(self.implied, tuple) or not set(self.implied) <= names:
+            raise InvalidInput("implied must list field names of the command")
+        self.check()
+
+    def check(self) -> None:
+        """The command's own fields; each command type says what they may hold."""
 
     @property
     def command_name(self) -> str:
@@ -43,13 +68,81 @@ class Command:
             "actor": self.actor,
             "source": self.source,
         }
+        requested = getattr(self, "_requested_at", None)
+        if requested is not None:  # taken at the ledger clock, later than asked
+            meta["requested_at"] = _iso(requested)
         meta.update(extra)
         return meta
+
+    # ---- idempotency ------------------------------------------------------------------
+
+    def implying(self, *names: str) -> Command:
+        """This command with `names` marked as filled in for the caller (defaults such as
+        the CLI's `at` = now): they are left out of the request digest, so an honest retry
+        of the same request with the same command id is a duplicate, not a conflict."""
+        import dataclasses
+
+        return dataclasses.replace(self, implied=tuple(sorted({*self.implied, *names})))
+
+    def request_digest(self) -> str:
+        """SHA-256 of the command's name and the fields its caller supplied.
+
+        The envelope's who (actor, source, correlation id) is not part of the request;
+        the effective time is, unless it was implied.
+        """
+        skip = {"command_id", "actor", "source", "correlation_id", "implied", *self.implied}
+        request = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+        text = json.dumps(
+            {"command": self.command_name, "fields": request},
+            sort_keys=True,
+            ensure_ascii=False,
+            separators=(",", ":"),
+            default=_json_default,
+        )
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def taking_effect_at(self, at: datetime) -> Command:
+        """This command moved to a later effective time; the requested one goes in its meta."""
+        import dataclasses
+
+        moved = dataclasses.replace(self, at=at)
+        object.__setattr__(moved, "_requested_at", self.at)
+        return moved
+
+    @property
+    def requested_at(self) -> datetime:
+        """The effective time the caller asked for (`at` unless moved to the ledger clock)."""
+        return getattr(self, "_requested_at", None) or self.at
 
     def payload(self) -> dict[str, Any]:
         """The command's own fields, without the envelope (id, time, who)."""
         skip = {f.name for f in fields(Command)}
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, tuple | frozenset | set):
+        return list(value)
+    raise TypeError(f"no digest form for {type(value).__name__}")
+
+
+def _owner(customer_id: str | None) -> None:
+    if customer_id is not None:
+        lim.check_id(customer_id, "customer_id")
+
+
+def _pricing(pricing: object) -> None:
+    from domain.pricing import Pricing
+
+    if not isinstance(pricing, dict):
+        raise InvalidInput("pricing must be a record (model, amount, tiers)")
+    Pricing.from_dict(pricing)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +156,19 @@ class DefinePlan(Command):
     trial_days: int = 0
     features: tuple[str, ...] = ()
 
+    def check(self) -> None:
+        from domain.periods import Interval
+
+        lim.check_id(self.plan_id, "plan_id")
+        lim.check_text(self.name, "the plan's name", limit=lim.MAX_ID)
+        _pricing(self.pricing)
+        Interval.parse(self.interval, self.interval_count)
+        lim.check_count(self.trial_days, "trial_days", 0, lim.MAX_TRIAL_DAYS)
+        if not isinstance(self.features, tuple | list) or len(self.features) > lim.MAX_FEATURES:
+            raise InvalidInput(f"a plan has at most {lim.MAX_FEATURES} features")
+        for feature in self.features:
+            lim.check_text(feature, "a feature", limit=lim.MAX_ID)
+
 
 @dataclass(frozen=True, kw_only=True)
 class ChangePlanPrice(Command):
@@ -70,10 +176,19 @@ class ChangePlanPrice(Command):
     pricing: dict[str, Any]
     apply_to: str = "new"  # new | at_renewal | immediately
 
+    def check(self) -> None:
+        lim.check_id(self.plan_id, "plan_id")
+        _pricing(self.pricing)
+        if self.apply_to not in ("new", "at_renewal", "immediately"):
+            raise InvalidInput("apply_to must be one of new, at_renewal, immediately")
+
 
 @dataclass(frozen=True, kw_only=True)
 class RetirePlan(Command):
     plan_id: str
+
+    def check(self) -> None:
+        lim.check_id(self.plan_id, "plan_id")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +200,18 @@ class RegisterCustomer(Command):
     country: str = "US"
     preferences: dict[str, str] = field(default_factory=dict)
 
+    def check(self) -> None:
+        from domain.customer import check_profile
+
+        lim.check_id(self.customer_id, "customer_id")
+        check_profile(
+            name=self.name,
+            email=self.email,
+            country=self.country,
+            payment_token=self.payment_token,
+            preferences=self.preferences,
+        )
+
 
 @dataclass(frozen=True, kw_only=True)
 class UpdateCustomer(Command):
@@ -94,10 +221,23 @@ class UpdateCustomer(Command):
     payment_token: str | None = None
     country: str | None = None
 
+    def check(self) -> None:
+        from domain.customer import check_profile
+
+        lim.check_id(self.customer_id, "customer_id")
+        if all(v is None for v in (self.name, self.email, self.payment_token, self.country)):
+            raise InvalidInput("nothing to update: give a name, email, payment token or country")
+        check_profile(
+            name=self.name, email=self.email, country=self.country, payment_token=self.payment_token
+        )
+
 
 @dataclass(frozen=True, kw_only=True)
 class EraseCustomer(Command):
     customer_id: str
+
+    def check(self) -> None:
+        lim.check_id(self.customer_id, "customer_id")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,11 +249,28 @@ class DefineCoupon(Command):
     duration: str = "once"  # once | repeating | forever
     periods: int | None = None
 
+    def check(self) -> None:
+        from domain.invoicing import Coupon
+
+        lim.check_id(self.code, "code")
+        Coupon(
+            code=self.code,
+            percent_off_bp=self.percent_off_bp,
+            amount_off=self.amount_off,
+            currency=self.currency,
+            duration=self.duration,
+            periods=self.periods,
+        )
+
 
 @dataclass(frozen=True, kw_only=True)
 class SetTaxRate(Command):
     country: str
     rate_ppm: int
+
+    def check(self) -> None:
+        lim.check_country(self.country)
+        lim.check_count(self.rate_ppm, "rate_ppm (a tax rate in parts per million)", 0, 1_000_000)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,6 +282,17 @@ class Subscribe(Command):
     coupon: str | None = None
     anchor_day: int | None = None
 
+    def check(self) -> None:
+        lim.check_id(self.customer_id, "customer_id")
+        lim.check_id(self.plan_id, "plan_id")
+        lim.check_id(self.subscription_id, "subscription_id")
+        lim.check_count(self.quantity, "quantity", 1, lim.MAX_QUANTITY)
+        if self.coupon is not None:
+            lim.check_id(self.coupon, "coupon")
+        if self.anchor_day is not None:
+            # days 29-31 would drift to the 28th-30th after a short month
+            lim.check_count(self.anchor_day, "the billing anchor day (anchor_day)", 1, 28)
+
 
 @dataclass(frozen=True, kw_only=True)
 class ChangePlan(Command):
@@ -132,6 +300,13 @@ class ChangePlan(Command):
     plan_id: str
     quantity: int | None = None
     customer_id: str | None = None  # the Kafka key; must own the subscription
+
+    def check(self) -> None:
+        lim.check_id(self.subscription_id, "subscription_id")
+        lim.check_id(self.plan_id, "plan_id")
+        if self.quantity is not None:
+            lim.check_count(self.quantity, "quantity", 1, lim.MAX_QUANTITY)
+        _owner(self.customer_id)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,11 +316,22 @@ class Cancel(Command):
     reason: str = "customer_request"
     customer_id: str | None = None  # the Kafka key; must own the subscription
 
+    def check(self) -> None:
+        lim.check_id(self.subscription_id, "subscription_id")
+        if not isinstance(self.immediately, bool):
+            raise InvalidInput("immediately must be true or false")
+        lim.check_text(self.reason, "reason", limit=lim.MAX_ID)
+        _owner(self.customer_id)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Pause(Command):
     subscription_id: str
     customer_id: str | None = None  # the Kafka key; must own the subscription
+
+    def check(self) -> None:
+        lim.check_id(self.subscription_id, "subscription_id")
+        _owner(self.customer_id)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,11 +339,19 @@ class Resume(Command):
     subscription_id: str
     customer_id: str | None = None  # the Kafka key; must own the subscription
 
+    def check(self) -> None:
+        lim.check_id(self.subscription_id, "subscription_id")
+        _owner(self.customer_id)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Reactivate(Command):
     subscription_id: str
     customer_id: str | None = None  # the Kafka key; must own the subscription
+
+    def check(self) -> None:
+        lim.check_id(self.subscription_id, "subscription_id")
+        _owner(self.customer_id)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,6 +363,18 @@ class RecordPayment(Command):
     amount: int
     reference: str
     customer_id: str | None = None  # the Kafka key; must own the subscription
+    currency: str | None = None  # the invoice's; None (a version-1 message) means just that
+
+    def check(self) -> None:
+        from domain.money import exponent
+
+        lim.check_id(self.subscription_id, "subscription_id")
+        lim.check_id(self.invoice_number, "invoice_number")
+        lim.check_amount(self.amount, "amount", low=1, high=lim.MAX_INVOICE)
+        lim.check_text(self.reference, "reference", limit=lim.MAX_ID)
+        if self.currency is not None:
+            exponent(self.currency)
+        _owner(self.customer_id)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,25 +7,45 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from domain import limits as lim
 from domain.base import LedgerAggregate
 from domain.errors import CustomerErased, InvalidInput
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-COUNTRY = re.compile(r"^[A-Z]{2}$")
 TOKEN = re.compile(r"^[A-Za-z0-9_\-]{3,255}$")
+MAX_EMAIL = 254  # RFC 5321's limit on a forward path
 
 
 def check_profile(
-    *, name: str | None, email: str | None, country: str | None, payment_token: str | None
+    *,
+    name: str | None,
+    email: str | None,
+    country: str | None,
+    payment_token: str | None,
+    preferences: dict[str, str] | None = None,
 ) -> None:
-    if name is not None and not name.strip():
-        raise InvalidInput("a customer needs a name")
-    if email is not None and not EMAIL.match(email):
-        raise InvalidInput(f"'{email}' is not an email address")
-    if country is not None and not COUNTRY.match(country):
-        raise InvalidInput("country must be an ISO 3166 alpha-2 code such as US or GB")
-    if payment_token is not None and not TOKEN.match(payment_token):
-        raise InvalidInput("payment token must be a gateway token such as tok_visa")
+    """A customer's details, each in range; errors name the field, never quote the value."""
+    if name is not None:
+        lim.check_text(name, "the customer's name", limit=lim.MAX_ID)
+    if email is not None:
+        lim.check_text(email, "email", limit=MAX_EMAIL)
+        if not EMAIL.match(email):
+            raise InvalidInput("email is not an email address (name@example.com)")
+    if country is not None:
+        lim.check_country(country)
+    if payment_token is not None and (
+        not isinstance(payment_token, str) or not TOKEN.match(payment_token)
+    ):
+        raise InvalidInput(
+            "payment_token must be a gateway token such as tok_visa"
+            " (3-255 letters, digits, '_' or '-')"
+        )
+    if preferences is not None:
+        if not isinstance(preferences, dict) or len(preferences) > lim.MAX_PREFERENCES:
+            raise InvalidInput(f"preferences hold at most {lim.MAX_PREFERENCES} KEY=VALUE pairs")
+        for key, value in preferences.items():
+            lim.check_id(key, "a preference's key")
+            lim.check_text(value, f"preference '{key}'", limit=lim.MAX_ID, blank=True)
 
 
 class Customer(LedgerAggregate):
@@ -68,8 +88,7 @@ class Customer(LedgerAggregate):
     def register(
         cls, *, id: UUID, customer_id: str, country: str, personal: str, at: datetime, meta: dict
     ) -> Customer:
-        if not customer_id:
-            raise InvalidInput("a customer needs an id")
+        lim.check_id(customer_id, "customer_id")
         return cls._create(
             cls.Registered,
             id=id,

@@ -146,7 +146,7 @@ class DueWork:
             return []
         customer = self._customer(uow, sub.customer_id)
         tax = uow.find(TaxRate, tax_rate_uuid(customer.country))
-        number = self._sequence(uow, at, meta).take()
+        number = self._sequence(uow, at, meta).take(at)
         invoice = sub.issue_invoice(
             number=number,
             reason=reason,

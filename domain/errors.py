@@ -4,9 +4,18 @@ from __future__ import annotations
 
 
 class LedgerError(Exception):
-    """Base of every rule the ledger refuses to break; `code` is stable for machines."""
+    """Base of every rule the ledger refuses to break; `code` is stable for machines.
+
+    Its message never carries a payment card number: whatever a rule quotes back is masked
+    (last four digits kept), so no error line, log or rejection can leak one.
+    """
 
     code = "ledger_error"
+
+    def __init__(self, message: str = "") -> None:
+        from domain.pci import mask_card_numbers  # pci raises CardNumberRefused from here
+
+        super().__init__(mask_card_numbers(" ".join(str(message).split())))
 
 
 class InvalidInput(LedgerError):
@@ -75,6 +84,12 @@ class InvalidTransition(LedgerError):
 
 class CustomerErased(LedgerError):
     code = "customer_erased"
+
+
+class IdempotencyConflict(LedgerError):
+    """A command id already used for a different request: Stripe's rule for idempotency keys."""
+
+    code = "idempotency_conflict"
 
 
 class TimeWentBackwards(LedgerError):

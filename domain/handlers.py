@@ -7,12 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from domain import commands as c
 from domain.base import iso
-from domain.bookkeeping import Coupon, LedgerClock, TaxRate
+from domain.bookkeeping import Coupon, TaxRate
 from domain.customer import Customer, check_profile, personal_fields
 from domain.duework import DueWork
 from domain.errors import AlreadyExists, InvalidInput, UnknownCoupon
 from domain.identity import (
-    CLOCK_ID,
     coupon_uuid,
     customer_uuid,
     plan_uuid,
@@ -206,7 +205,10 @@ class CommandHandlers(DueWork):
         sub = self._subscription(uow, cmd.subscription_id, cmd)
         plan = self._plan(uow, cmd.plan_id)
         plan.check_exists_at(cmd.at, f"plan '{cmd.plan_id}'")
-        invoices = self._change(uow, sub, plan, cmd.quantity or sub.quantity, cmd)
+        quantity = cmd.quantity
+        if quantity is None:  # a flat plan is for one; any other keeps the seats
+            quantity = 1 if plan.pricing.model == "flat" else sub.quantity
+        invoices = self._change(uow, sub, plan, quantity, cmd)
         return {
             "subscription_id": cmd.subscription_id,
             "plan_id": cmd.plan_id,
@@ -252,7 +254,9 @@ class CommandHandlers(DueWork):
     @handle.register
     def _(self, cmd: c.RecordPayment, uow: UnitOfWork) -> dict[str, Any]:
         sub = self._subscription(uow, cmd.subscription_id, cmd)
-        sub.record_payment(cmd.invoice_number, cmd.amount, cmd.reference, cmd.at, cmd.meta())
+        sub.record_payment(
+            cmd.invoice_number, cmd.amount, cmd.reference, cmd.at, cmd.meta(), cmd.currency
+        )
         return {
             "subscription_id": cmd.subscription_id,
             "invoice": cmd.invoice_number,
@@ -261,13 +265,9 @@ class CommandHandlers(DueWork):
 
     @handle.register
     def _(self, cmd: c.AdvanceClock, uow: UnitOfWork) -> dict[str, Any]:
-        clock = uow.find(LedgerClock, CLOCK_ID)
-        if clock is None:
-            clock = uow.add(LedgerClock.start(id=CLOCK_ID, at=cmd.at, meta=cmd.meta()))
-        else:
-            clock.advance(cmd.at, cmd.meta())
-        done = self._run_due(uow, cmd.at, cmd.meta(actor="scheduler"))
-        return {"to": iso(cmd.at), **done}
+        """The clock was moved to `at` before any command takes effect (Ledger._take_effect):
+        report what that ran."""
+        return {"to": iso(cmd.at), **uow.due}
 
     def _change(
         self,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from domain.errors import CurrencyMismatch, InvalidInput
+from domain.limits import MAX_AMOUNT, MAX_COUPON_PERIODS
 from domain.money import PPM, apply_ppm, exponent, format_percent_ppm, prorate, round_half_up
 from domain.periods import require_utc, seconds_between
 
@@ -131,28 +132,37 @@ class Coupon:
 
     def __post_init__(self) -> None:
         if not isinstance(self.code, str) or not self.code.strip():
-            raise InvalidInput("coupon code must be non-empty text")
+            raise InvalidInput("a coupon needs a code")
         if (self.percent_off_bp is None) == (self.amount_off is None):
-            raise InvalidInput("a coupon takes exactly one of percent_off_bp or amount_off")
+            raise InvalidInput("a coupon takes exactly one of a percent off or an amount off")
         if self.percent_off_bp is not None:
             bp = self.percent_off_bp
             if not _is_int(bp) or not 1 <= bp <= BASIS_POINTS:
-                raise InvalidInput(f"percent_off_bp must be an integer in 1..10000, got {bp!r}")
+                raise InvalidInput(
+                    "a coupon's percent off must be from 0.01% to 100%"
+                    " (percent_off_bp from 1 to 10,000 basis points)"
+                )
             if self.currency is not None:
-                raise InvalidInput("a percentage coupon has no currency")
+                raise InvalidInput("a percent-off coupon has no currency")
         else:
-            if not _is_int(self.amount_off) or self.amount_off < 1:  # type: ignore[operator]
-                raise InvalidInput(f"amount_off must be a positive integer: {self.amount_off!r}")
+            if not _is_int(self.amount_off) or not 1 <= self.amount_off <= MAX_AMOUNT:  # type: ignore[operator]
+                raise InvalidInput(
+                    f"a coupon's amount off must be from 1 to {MAX_AMOUNT:,} minor units"
+                )
             if self.currency is None:
-                raise InvalidInput("an amount coupon needs a currency")
+                raise InvalidInput("an amount-off coupon needs a currency")
             exponent(self.currency)
         if self.duration not in DURATIONS:
-            raise InvalidInput(f"duration must be one of {', '.join(DURATIONS)}: {self.duration!r}")
+            raise InvalidInput(f"a coupon's duration must be one of {', '.join(DURATIONS)}")
         if self.duration == "repeating":
-            if not _is_int(self.periods) or self.periods < 1:  # type: ignore[operator]
-                raise InvalidInput(f"a repeating coupon needs periods >= 1, got {self.periods!r}")
+            if not _is_int(self.periods) or not 1 <= self.periods <= MAX_COUPON_PERIODS:  # type: ignore[operator]
+                raise InvalidInput(
+                    f"a repeating coupon lasts from 1 to {MAX_COUPON_PERIODS} periods"
+                )
         elif self.periods is not None:
-            raise InvalidInput(f"only a repeating coupon takes periods (duration {self.duration})")
+            raise InvalidInput(
+                f"only a repeating coupon lasts a number of periods (this one is {self.duration})"
+            )
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-able form for events."""
@@ -178,7 +188,7 @@ class Coupon:
                 data.get("periods"),  # type: ignore[arg-type]
             )
         except (KeyError, TypeError, AttributeError) as exc:
-            raise InvalidInput(f"malformed coupon: {data!r}") from exc
+            raise InvalidInput("a coupon needs a code and a percent or an amount off") from exc
 
 
 def discount_for(coupon: Coupon, subtotal: int, currency: str) -> int:

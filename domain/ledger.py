@@ -14,8 +14,10 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from domain import commands as c
+from domain.base import iso
 from domain.bookkeeping import CommandReceipt, InvoiceSequence, LedgerClock
 from domain.customer import Customer
+from domain.duework import COUNTS
 from domain.errors import (
     AlreadyExists,
     InvalidInput,
@@ -34,7 +36,6 @@ from domain.identity import (
     receipt_uuid,
     subscription_uuid,
 )
-from domain.pci import refuse_card_numbers
 from domain.plan import Plan
 from domain.subscription import Subscription
 from domain.unit_of_work import A, LedgerSettings, Result, Schedule, UnitOfWork
@@ -159,31 +160,68 @@ class Ledger(CommandHandlers, Application[UUID]):
 
     def _apply(self, uow: UnitOfWork, command: c.Command) -> dict[str, Any]:
         receipt_id = receipt_uuid(command.command_id)
+        digest = command.request_digest()
         receipt = uow.find(CommandReceipt, receipt_id)
         if receipt is not None:
+            receipt.check_same_request(command.command_id, command.command_name, digest)
             return {**receipt.outcome, "duplicate": True}
-        # every field, the envelope's too, but the machine ids: snowflake-style numeric
-        # ids of 13-19 digits would pass the Luhn check one time in ten
-        refuse_card_numbers(
-            {k: v for k, v in vars(command).items() if k not in ("command_id", "correlation_id")}
-        )
-        outcome = {"command_id": command.command_id, "command": command.command_name}
+        command, due = self._take_effect(uow, command)
+        outcome: dict[str, Any] = {
+            "command_id": command.command_id,
+            "command": command.command_name,
+            "at": iso(command.at),
+        }
+        if command.requested_at != command.at:
+            outcome["requested_at"] = iso(command.requested_at)
+            outcome["note"] = (
+                f"dated before the ledger clock: took effect at {iso(command.at)}"
+                f" instead of {iso(command.requested_at)}"
+            )
+        uow.due = due
         outcome.update(self.handle(command, uow) or {})
+        ran = {k: v for k, v in due.items() if v}
+        if ran and not isinstance(command, c.AdvanceClock):
+            outcome["due_work"] = ran  # what came due before this command, and was done
         uow.add(
             CommandReceipt.record(
                 id=receipt_id,
                 command=command.command_name,
                 outcome=outcome,
+                digest=digest,
                 at=command.at,
                 meta=command.meta(),
             )
         )
         return {**outcome, "duplicate": False}
 
+    def _take_effect(self, uow: UnitOfWork, command: c.Command) -> tuple[c.Command, dict]:
+        """Keep the book in time order: the command takes effect at the ledger clock or later.
+
+        A command dated before the clock takes effect at the clock (its requested time kept
+        in its metadata); one dated after first moves the clock to its time, running
+        whatever fell due on the way, in time order. So invoices are numbered in the order
+        of their issue times, and every aggregate meets its commands in time order.
+        """
+        clock = uow.find(LedgerClock, CLOCK_ID)
+        if clock is not None and command.at < clock.now:
+            command = command.taking_effect_at(clock.now)
+        if clock is not None and command.at == clock.now:
+            return command, dict.fromkeys(COUNTS, 0)  # all that is due up to now was done
+        due = self._run_due(uow, command.at, command.meta(actor="scheduler"))
+        if clock is None:
+            uow.add(LedgerClock.start(id=CLOCK_ID, at=command.at, meta=command.meta()))
+        else:
+            clock.move_to(command.at)
+            uow.clock_meta = command.meta()
+        return command, due
+
     def _flush(self, uow: UnitOfWork, tracking: Tracking | None = None) -> None:
         seq = uow.aggregates.get(INVOICE_SEQUENCE_ID)
         if isinstance(seq, InvoiceSequence) and seq.taken > seq.last:
-            seq.record_allocations(seq.modified_on, uow.sequence_meta)
+            seq.record_allocations(uow.sequence_meta)
+        clock = uow.aggregates.get(CLOCK_ID)
+        if isinstance(clock, LedgerClock) and uow.clock_meta:
+            clock.record_advance(uow.clock_meta)
         events = uow.events()
         if not events and tracking is None:
             return

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from domain.errors import CurrencyMismatch, InvalidAmount, InvalidInput, UnknownCurrency
+from domain.limits import quote
 
 CURRENCY_EXPONENTS: dict[str, int] = {
     **dict.fromkeys(
@@ -32,12 +33,12 @@ def exponent(currency: str) -> int:
     """Number of minor-unit digits of an ISO 4217 code: amounts are stored scaled by it."""
     if not isinstance(currency, str) or not _CODE_RE.fullmatch(currency):
         raise UnknownCurrency(
-            f"currency must be a 3-letter uppercase ISO 4217 code, got {currency!r}"
+            f"currency must be a 3-letter ISO 4217 code such as USD, got {quote(currency)}"
         )
     try:
         return CURRENCY_EXPONENTS[currency]
     except KeyError:
-        raise UnknownCurrency(f"unknown currency {currency!r}") from None
+        raise UnknownCurrency(f"unknown currency {quote(currency)}") from None
 
 
 def _require_int(value: object, what: str, error: type[InvalidInput] = InvalidInput) -> int:
@@ -118,14 +119,14 @@ def parse_amount(text: str, currency: str, *, allow_negative: bool = False) -> i
     stripped = text.strip()
     match = _AMOUNT_RE.fullmatch(stripped) if len(stripped) <= _MAX_AMOUNT_CHARS else None
     if match is None:
-        raise InvalidAmount(f"not a plain decimal amount: {text!r} (e.g. 10.00)")
+        raise InvalidAmount(f"not a plain decimal amount: {quote(text)} (e.g. 10.00)")
     sign, whole, frac = match.group(1), match.group(2), match.group(3) or ""
     if len(frac) > exp:
-        raise InvalidAmount(f"{currency} has {exp} decimal places; {text!r} has {len(frac)}")
+        raise InvalidAmount(f"{currency} has {exp} decimal places; {quote(text)} has {len(frac)}")
     minor = int(whole) * 10**exp + (int(frac.ljust(exp, "0")) if exp else 0)
     if sign == "-":
         if not allow_negative:
-            raise InvalidAmount(f"amount must not be negative: {text!r}")
+            raise InvalidAmount(f"amount must not be negative: {quote(text)}")
         minor = -minor
     return minor
 
@@ -180,13 +181,13 @@ def parse_percent_ppm(text: str) -> int:
     stripped = text.strip()
     match = _PERCENT_RE.fullmatch(stripped) if len(stripped) <= _MAX_AMOUNT_CHARS else None
     if match is None:
-        raise InvalidInput(f"not a percentage between 0 and 100: {text!r}")
+        raise InvalidInput(f"not a percentage between 0 and 100: {quote(text)}")
     ppm = Decimal(match.group(1)) * 10_000  # 1% == 10_000 ppm; Decimal from str is exact
     if ppm != ppm.to_integral_value():
-        raise InvalidInput(f"{text!r} is finer than one part per million")
+        raise InvalidInput(f"{quote(text)} has more than 4 decimals (finer than 1 ppm)")
     value = int(ppm)
     if value > PPM:
-        raise InvalidInput(f"percent must not exceed 100: {text!r}")
+        raise InvalidInput(f"percent must not exceed 100: {quote(text)}")
     return value
 
 

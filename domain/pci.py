@@ -1,10 +1,11 @@
 """Keep card numbers out: the ledger stores gateway tokens only, so PCI scope stays elsewhere.
 
-A card number is 13-19 digits passing the Luhn check, in any notation people use: digits
-separated by runs of up to three characters that are neither letters nor digits (spaces,
-tabs, dots, dashes, slashes, underscores, ...), after Unicode normalisation (NFKC), so
-full-width and other script digits count as digits too. A letter ends a run. Every 13-19
-digit window of a run is checked, so a number hidden among other digits is found as well.
+A card number is 13-19 digits passing the Luhn check and not starting with 0, in any
+notation people use: digits separated by runs of up to three characters that are neither
+letters nor digits (spaces, tabs, dots, dashes, slashes, underscores, ...), after Unicode
+normalisation (NFKC), so full-width and other script digits count as digits too. A letter
+ends a run. Every 13-19 digit window of a run is checked, so a number hidden among other
+digits is found as well.
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ def _runs(text: str) -> Iterator[tuple[str, list[int]]]:
 
 
 def _luhn_windows(digits: str) -> Iterator[tuple[int, int]]:
-    """Every (start, end) with MIN_PAN <= end - start <= MAX_PAN whose digits pass Luhn.
+    """Every (start, end) with MIN_PAN <= end - start <= MAX_PAN whose digits pass Luhn
+    and do not start with 0 (no card number does: its first digit names a card industry,
+    and 0 is none; without this, any run of 13 zeros would pass).
 
     Linear in the run's length: prefix sums of the Luhn terms under both parities.
     """
@@ -90,8 +93,9 @@ def _luhn_windows(digits: str) -> Iterator[tuple[int, int]]:
     for end in range(MIN_PAN, n + 1):  # the window's last digit is end - 1
         sums = prefix[end % 2]  # the doubled positions are those of end's parity
         for length in range(MIN_PAN, min(MAX_PAN, end) + 1):
-            if (sums[end] - sums[end - length]) % 10 == 0:
-                yield end - length, end
+            start = end - length
+            if (sums[end] - sums[start]) % 10 == 0 and digits[start] != "0":
+                yield start, end
 
 
 def find_card_number(text: object) -> bool:

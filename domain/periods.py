@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from domain.errors import InvalidInput, InvalidInterval
+from domain.limits import MAX_INTERVAL_COUNT, quote
 from domain.money import round_half_up
 
 UNITS = ("day", "week", "month", "year")
@@ -51,15 +52,23 @@ class Interval:
 
     def __post_init__(self) -> None:
         if self.unit not in UNITS:
-            raise InvalidInterval(f"interval unit must be one of {', '.join(UNITS)}: {self.unit!r}")
-        if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
-            raise InvalidInterval(f"interval count must be an integer >= 1, got {self.count!r}")
+            raise InvalidInterval(f"the interval must be one of {', '.join(UNITS)}")
+        most = MAX_INTERVAL_COUNT[self.unit]
+        if (
+            isinstance(self.count, bool)
+            or not isinstance(self.count, int)
+            or not 1 <= self.count <= most
+        ):
+            raise InvalidInterval(
+                f"the interval count of a {self.unit}ly plan must be from 1 to {most:,}"
+                " (at most ten years)"
+            )
 
     @classmethod
     def parse(cls, unit: str, count: int | str = 1) -> Interval:
         """Accept what people type ("months", "Monthly", count "3") and normalise it."""
         if not isinstance(unit, str):
-            raise InvalidInterval(f"interval unit must be text, got {unit!r}")
+            raise InvalidInterval(f"the interval must be one of {', '.join(UNITS)}")
         word = unit.strip().lower()
         word = _ALIASES.get(word, word)
         if word.endswith("s") and word[:-1] in UNITS:
@@ -67,7 +76,9 @@ class Interval:
         if isinstance(count, str):
             text = count.strip()
             if not (text.isascii() and text.isdigit()) or len(text) > 6:
-                raise InvalidInterval(f"interval count must be a positive integer, got {count!r}")
+                raise InvalidInterval(
+                    f"the interval count must be a whole number, not {quote(count)}"
+                )
             count = int(text)
         return cls(word, count)
 
@@ -84,7 +95,7 @@ class Interval:
         try:
             return cls(data["unit"], data.get("count", 1))  # type: ignore[arg-type]
         except (KeyError, TypeError, AttributeError) as exc:
-            raise InvalidInterval(f"malformed interval: {data!r}") from exc
+            raise InvalidInterval("an interval needs a unit and a count") from exc
 
 
 def add_interval(anchor: datetime, interval: Interval, n: int) -> datetime:

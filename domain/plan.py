@@ -8,6 +8,7 @@ from uuid import UUID
 
 from domain.base import LedgerAggregate
 from domain.errors import InvalidInput, InvalidTransition, PlanRetired
+from domain.limits import MAX_ID, MAX_TRIAL_DAYS, check_count, check_id, check_text
 from domain.money import exponent
 from domain.periods import Interval
 from domain.pricing import Pricing
@@ -83,11 +84,10 @@ class Plan(LedgerAggregate):
         at: datetime,
         meta: dict,
     ) -> Plan:
-        if not plan_id or not name:
-            raise InvalidInput("a plan needs an id and a name")
+        check_id(plan_id, "plan_id")
+        check_text(name, "the plan's name", limit=MAX_ID)
         exponent(currency)
-        if not isinstance(trial_days, int) or trial_days < 0:
-            raise InvalidInput("trial days must be a whole number ≥ 0")
+        check_count(trial_days, "trial_days", 0, MAX_TRIAL_DAYS)
         return cls._create(
             cls.Defined,
             id=id,
@@ -119,6 +119,14 @@ class Plan(LedgerAggregate):
             raise InvalidInput(f"apply_to must be one of {', '.join(APPLY_TO)}")
         if self.retired:
             raise InvalidTransition(f"plan '{self.plan_id}' is retired")
+        if pricing == self.pricing:
+            raise InvalidInput(f"that is plan '{self.plan_id}''s current price: nothing to change")
+        if (pricing.model == "flat") != (self.pricing.model == "flat"):
+            raise InvalidInput(
+                f"plan '{self.plan_id}' is {self.pricing.model}: a new price keeps it"
+                f" {'flat' if self.pricing.model == 'flat' else 'priced by quantity'}"
+                " (define a new plan to change that)"
+            )
         self.emit(
             self.PriceChanged,
             at,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import pairwise
 
-from domain.errors import InvalidInput, InvalidPricing
+from domain import limits as lim
+from domain.errors import InvalidPricing
 from domain.money import Money, parse_amount
 
 MODELS = ("flat", "per_unit", "tiered", "volume")
@@ -25,12 +26,18 @@ class Tier:
     flat_amount: int = 0
 
     def __post_init__(self) -> None:
-        if self.up_to is not None and (not _is_int(self.up_to) or self.up_to < 1):
-            raise InvalidPricing(f"tier up_to must be a positive integer or None: {self.up_to!r}")
+        if self.up_to is not None and (
+            not _is_int(self.up_to) or not 1 <= self.up_to <= lim.MAX_QUANTITY
+        ):
+            raise InvalidPricing(
+                f"a tier's upper bound (up_to) must be from 1 to {lim.MAX_QUANTITY:,}, or inf"
+            )
         for name in ("unit_amount", "flat_amount"):
             value = getattr(self, name)
-            if not _is_int(value) or value < 0:
-                raise InvalidPricing(f"tier {name} must be a non-negative integer: {value!r}")
+            if not _is_int(value) or not 0 <= value <= lim.MAX_AMOUNT:
+                raise InvalidPricing(
+                    f"a tier's {name} must be from 0 to {lim.MAX_AMOUNT:,} minor units"
+                )
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-able form for events."""
@@ -46,7 +53,7 @@ class Tier:
         try:
             return cls(data["up_to"], data["unit_amount"], data.get("flat_amount", 0))  # type: ignore[arg-type]
         except (KeyError, TypeError, AttributeError) as exc:
-            raise InvalidPricing(f"malformed tier: {data!r}") from exc
+            raise InvalidPricing("a tier needs up_to, unit_amount and flat_amount") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,15 +66,15 @@ class Pricing:
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
-            raise InvalidPricing(
-                f"pricing model must be one of {', '.join(MODELS)}: {self.model!r}"
-            )
+            raise InvalidPricing(f"the pricing model must be one of {', '.join(MODELS)}")
         if isinstance(self.tiers, list):  # accept lists from callers, store the hashable form
             object.__setattr__(self, "tiers", tuple(self.tiers))
         if not isinstance(self.tiers, tuple) or not all(isinstance(t, Tier) for t in self.tiers):
             raise InvalidPricing("tiers must be a sequence of Tier")
-        if not _is_int(self.amount) or self.amount < 0:
-            raise InvalidPricing(f"amount must be a non-negative integer: {self.amount!r}")
+        if not _is_int(self.amount) or not 0 <= self.amount <= lim.MAX_AMOUNT:
+            raise InvalidPricing(f"a price must be from 0 to {lim.MAX_AMOUNT:,} minor units")
+        if len(self.tiers) > lim.MAX_TIERS:
+            raise InvalidPricing(f"a price has at most {lim.MAX_TIERS} tiers")
         if self.model in ("flat", "per_unit"):
             if self.tiers:
                 raise InvalidPricing(f"{self.model} pricing takes an amount, not tiers")
@@ -99,32 +106,31 @@ class Pricing:
             tiers = tuple(Tier.from_dict(t) for t in data.get("tiers") or ())  # type: ignore[attr-defined]
             return cls(data["model"], data.get("amount", 0), tiers)  # type: ignore[arg-type]
         except (KeyError, TypeError, AttributeError) as exc:
-            raise InvalidPricing(f"malformed pricing: {data!r}") from exc
+            raise InvalidPricing("a price needs a model, an amount and tiers") from exc
 
 
 def parse_tier(text: str, currency: str) -> Tier:
     """Read "10:5.00", "inf:4.00" or "10:5.00:20.00" (with a flat fee) from the command line."""
+    shape = "a tier looks like UP_TO:UNIT_PRICE[:FLAT_FEE], e.g. 10:5.00 or inf:4.00"
     if not isinstance(text, str):
-        raise InvalidPricing(f"tier must be text like 10:5.00, got {text!r}")
+        raise InvalidPricing(shape)
     parts = [p.strip() for p in text.split(":")]
     if len(parts) not in (2, 3):
-        raise InvalidPricing(f"tier must look like UP_TO:UNIT_AMOUNT[:FLAT_AMOUNT]: {text!r}")
+        raise InvalidPricing(shape)
     bound = parts[0].lower()
     if bound in _INFINITE:
         up_to = None
     elif bound.isascii() and bound.isdigit() and len(bound) <= 18:
         up_to = int(bound)
     else:
-        raise InvalidPricing(f"tier bound must be a positive integer or inf: {parts[0]!r}")
+        raise InvalidPricing(f"a tier's UP_TO must be a whole number or inf ({shape})")
     unit_amount = parse_amount(parts[1], currency)
     flat_amount = parse_amount(parts[2], currency) if len(parts) == 3 else 0
     return Tier(up_to, unit_amount, flat_amount)
 
 
 def _check_quantity(quantity: object) -> int:
-    if not _is_int(quantity) or quantity < 1:  # type: ignore[operator]
-        raise InvalidInput(f"quantity must be an integer >= 1, got {quantity!r}")
-    return quantity  # type: ignore[return-value]
+    return lim.check_count(quantity, "quantity", 1, lim.MAX_QUANTITY)
 
 
 def price_for(pricing: Pricing, quantity: int) -> int:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from domain.base import LedgerAggregate, iso
-from domain.errors import InvalidInput, InvalidTransition
+from domain.errors import CurrencyMismatch, InvalidInput, InvalidTransition
 from domain.gateway import ChargeResult
 from domain.invoicing import (
     Coupon,
@@ -21,6 +21,7 @@ from domain.invoicing import (
     proration_lines,
     tax_line,
 )
+from domain.limits import MAX_QUANTITY, check_count
 from domain.money import prorate
 from domain.periods import (
     Interval,
@@ -314,7 +315,7 @@ class Subscription(LedgerAggregate):
         meta: dict,
     ) -> Subscription:
         plan.check_open()
-        check_quantity(quantity)
+        check_quantity(quantity, plan)
         if coupon and coupon.amount_off is not None and coupon.currency != plan.currency:
             raise InvalidInput(
                 f"coupon '{coupon.code}' is in {coupon.currency}, the plan in {plan.currency}"
@@ -520,9 +521,21 @@ class Subscription(LedgerAggregate):
             self.churn("involuntary", f"payment_failed:{result.reason or 'declined'}", at, meta)
 
     def record_payment(
-        self, number: str, amount: int, reference: str, at: datetime, meta: dict
+        self,
+        number: str,
+        amount: int,
+        reference: str,
+        at: datetime,
+        meta: dict,
+        currency: str | None = None,
     ) -> None:
         invoice = self.check_open_invoice(number)
+        if currency is not None and currency != self.currency:
+            raise CurrencyMismatch(
+                f"invoice {number} is in {self.currency}; a {currency} payment cannot settle it"
+            )
+        if not reference.strip():
+            raise InvalidInput("a payment needs a reference (the bank's or payments team's)")
         if amount != invoice["amount_due"]:
             raise InvalidInput(
                 f"invoice {number} has {invoice['amount_due']} due; partial or excess "
@@ -640,7 +653,7 @@ class Subscription(LedgerAggregate):
     ) -> list[Line]:
         """Move to another plan or quantity now; returns the lines to invoice (prorated)."""
         self.check_live()
-        check_quantity(quantity)
+        check_quantity(quantity, plan, pricing)
         if plan.currency != self.currency:
             raise InvalidInput(
                 f"plan '{plan.plan_id}' is in {plan.currency}, this subscription in {self.currency}"
@@ -852,6 +865,11 @@ def mrr_of(
     return monthly_amount(amount, interval)
 
 
-def check_quantity(quantity: int) -> None:
-    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1:
-        raise InvalidInput("quantity must be a whole number ≥ 1")
+def check_quantity(quantity: int, plan: Plan, pricing: Pricing | None = None) -> None:
+    """A quantity always means something: a flat price is for exactly one."""
+    check_count(quantity, "quantity", 1, MAX_QUANTITY)
+    if (pricing or plan.pricing).model == "flat" and quantity != 1:
+        raise InvalidInput(
+            f"plan '{plan.plan_id}' has a flat price: its quantity is 1 (a per-seat plan"
+            " is defined with --pricing per_unit)"
+        )

@@ -53,6 +53,8 @@ class UnitOfWork:
         self.aggregates: dict[UUID, LedgerAggregate] = {}
         self.personal: dict[str, dict[str, Any] | None] = {}
         self.sequence_meta: dict[str, Any] = {}
+        self.clock_meta: dict[str, Any] = {}  # the command that moved the clock last
+        self.due: dict[str, int] = {}  # what the current command's clock move ran
 
     def find(self, cls: type[A], id: UUID) -> A | None:
         agg = self.aggregates.get(id)

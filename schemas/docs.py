@@ -37,11 +37,21 @@ MONEY = frozenset(
 
 FIELDS: dict[str, str] = {
     # command envelope
-    "command_id": "Unique id of the command, chosen by the producer; a repeated id has no "
-    "second effect (idempotency key).",
-    "at": "Effective time of the command, UTC, microseconds: the ledger never reads a clock.",
+    "command_id": "Unique id of the command, chosen by the producer (1-200 characters, no "
+    "control characters): the idempotency key. The same id with the same request has one "
+    "effect (the first outcome again); the same id with a different request is rejected with "
+    "code idempotency_conflict. Exempt from the card-number rule (numeric ids pass Luhn one "
+    "time in ten).",
+    "at": "Effective time of the command, UTC, 1970-01-01..2199-12-31, to the second: the "
+    "ledger never reads a clock. A time before the ledger clock takes effect at the clock "
+    "(the requested time kept as metadata requested_at); a later time first moves the clock "
+    "there, running what fell due on the way.",
     "actor": "Who asked: a user, a service account or 'scheduler'.",
     "source": "The upstream system that sent the command (e.g. 'billing-portal', 'cli').",
+    "implied": "Names of fields the producer filled in with defaults rather than took from "
+    "its caller (e.g. ['at'] when the time is 'now'): they are not part of the request an "
+    "idempotency key stands for, so a retry with the same command id and a new 'now' is a "
+    "duplicate, not a conflict. Usually empty.",
     "correlation_id": "Id tying this command to the wider request it belongs to; null means "
     "the command id itself.",
     # ids
@@ -148,6 +158,13 @@ OWNED: dict[tuple[str, str], str] = {
     "with a new quantity).",
     ("Cancel", "reason"): "Why the subscription is canceled (e.g. 'customer_request').",
     ("RecordPayment", "amount"): "Amount received; must equal the invoice's amount due.",
+    ("RecordPayment", "currency"): "Currency of the payment: must be the invoice's. Null "
+    "(every version-1 message) means the invoice's currency.",
+    ("RecordPayment", "reference"): "Reference of the payment (a bank transfer id, a payments "
+    "team's ticket): required, not blank.",
+    ("CommandReceipt.Applied", "digest"): "SHA-256 (hex) of the command's name and the fields "
+    "its caller supplied, so a reused command id with a different request is refused; null "
+    "for receipts recorded before digests were kept.",
     ("Subscription.Subscribed", "coupon"): "Terms of the coupon applied at subscription; "
     "null = none.",
     ("Subscription.Invoiced", "reason"): "Why the invoice was issued (e.g. 'subscription_create', "

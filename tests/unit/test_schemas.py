@@ -61,7 +61,13 @@ def sample(schema: Any, named: dict[str, Any] | None = None) -> Any:
         return json.dumps({"sample": [1, None]})
     if kind == "record":
         named[schema["name"]] = schema
-        return {f["name"]: sample(f["type"], named) for f in schema["fields"]}
+        out = {}
+        for f in schema["fields"]:
+            value = sample(f["type"], named)
+            out[f["name"]] = (
+                VALID[f["name"]] if f["name"] in VALID and not isinstance(value, dict) else value
+            )
+        return out
     if kind == "array":
         return [sample(schema["items"], named)]
     if kind == "map":
@@ -70,6 +76,25 @@ def sample(schema: Any, named: dict[str, Any] | None = None) -> Any:
         named[schema["name"]] = schema
         return schema["symbols"][0]
     return sample(kind, named)
+
+
+# Fields that commands check when they are built: a sample inside each one's range.
+VALID: dict[str, Any] = {
+    "model": "flat",
+    "tiers": [],
+    "currency": "USD",
+    "country": "GB",
+    "email": "ada@example.com",
+    "payment_token": "tok_visa",
+    "percent_off_bp": None,
+    "duration": "once",
+    "periods": None,
+    "interval": "month",
+    "interval_count": 1,
+    "apply_to": "new",
+    "anchor_day": 7,
+    "implied": [],
+}
 
 
 def sample_message(schema: dict[str, Any]) -> Any:
@@ -207,10 +232,10 @@ def test_every_field_is_documented_and_conventional(fullname: str) -> None:
 
 def test_command_records_carry_the_envelope_first() -> None:
     envelope = [f.name for f in dataclasses.fields(Command)]
-    assert envelope == ["command_id", "at", "actor", "source", "correlation_id"]
+    assert envelope == ["command_id", "at", "actor", "source", "correlation_id", "implied"]
     for name in registry.current_names(prefix=f"{model.COMMANDS_NS}."):
         fields = registry.load_current(name)["fields"]
-        assert [f["name"] for f in fields[:5]] == envelope, name
+        assert [f["name"] for f in fields[:6]] == envelope, name
 
 
 @pytest.mark.parametrize(("fullname", "number"), SHIPPED)
