@@ -11,9 +11,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
+from uuid import UUID
 
 from domain.dunning import DunningSchedule
 from domain.ledger import Ledger, LedgerSettings
@@ -192,6 +194,38 @@ def setup_lock(config: Config) -> Iterator[None]:
         conn.close()  # releases the lock
 
 
+class FedSchedule:
+    """The ledger's due-work hint from a billing model fed in process, whole even when stuck.
+
+    Should that model be stuck on an event (a projection bug), every subscription with an
+    event at or after that one has a stale row: those are added to the candidates, so no
+    due work is silently skipped and no command refused. A superset is safe: the schedule
+    is a hint and each aggregate decides what is due.
+    """
+
+    def __init__(self, schedule: BillingSchedule, feeder: Any, billing: str) -> None:
+        self.schedule = schedule
+        self.schedule.catch_up = None  # done here, before the stuck check
+        self.feeder = feeder
+        self.billing = billing
+
+    def _unseen(self) -> list[UUID]:
+        """Subscriptions the billing model has not seen every event of (none if not stuck)."""
+        self.feeder.catch_up()
+        fault = self.feeder.faults().get(self.billing)
+        if fault is None:
+            return []
+        return self.feeder.aggregates_since(int(fault["position"]) - 1, "Subscription")
+
+    def due_subscriptions(self, up_to: datetime) -> list[UUID]:
+        unseen = self._unseen()
+        return list(dict.fromkeys([*self.schedule.due_subscriptions(up_to), *unseen]))
+
+    def subscriptions_on_plan(self, plan_id: str) -> list[UUID]:
+        unseen = self._unseen()
+        return list(dict.fromkeys([*self.schedule.subscriptions_on_plan(plan_id), *unseen]))
+
+
 class LocalSchedule:
     """Due work found in a private billing model fed in process from the event store.
 
@@ -216,12 +250,10 @@ class LocalSchedule:
         projection = BillingProjection()
         projection.create(self.db)
         self.feeder = LogFeeder(ledger, self.db, [projection])
-        self.schedule = BillingSchedule(
-            self.db,
-            catch_up=self.feeder.catch_up,
-            lead_days=max(config.reminder_days, 0),
-            remind_all=config.remind_all_plans,
+        billing = BillingSchedule(
+            self.db, lead_days=max(config.reminder_days, 0), remind_all=config.remind_all_plans
         )
+        self.schedule = FedSchedule(billing, self.feeder, projection.name)
 
     def close(self) -> None:
         self.db.close()
@@ -264,14 +296,18 @@ class Runtime:
             self.local = LocalSchedule(config, self.ledger)
             self.ledger.schedule = self.local.schedule
         else:  # every answer comes with the read models caught up
-            self.schedule.catch_up = self.feeder.catch_up
+            self.ledger.schedule = FedSchedule(self.schedule, self.feeder, BillingProjection.name)
 
     @property
     def kafka_mode(self) -> bool:
         return bool(self.config.kafka_bootstrap) and not self.config.embedded
 
     def catch_up(self, progress=None) -> int:
-        """Feed the read models from the event store, unless Kafka projectors own them."""
+        """Feed the read models from the event store, unless Kafka projectors own them.
+
+        A projection that fails on an event is left stuck there (see `feeder.faults()`) and
+        this returns normally; only a busy or unreachable database raises.
+        """
         if self.kafka_mode:
             return 0
         return self.feeder.catch_up(progress)

@@ -80,7 +80,8 @@ def record_fault(
     """Note that `projection` is stuck at `position` of `source` on `event`, and why.
 
     A stuck projection applies nothing more from that source until it is rebuilt; the
-    ledger and every other projection go on. Written in its own transaction by the caller.
+    ledger and every other projection go on. The caller writes it in the transaction that
+    keeps the projection's position just before that event, so both commit or neither does.
     """
     db.execute(
         "INSERT INTO projection_faults (projection, source, position, event, reason,"

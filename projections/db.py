@@ -10,6 +10,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+BUSY_TIMEOUT_S = 30  # how long a writer waits for another process's lock before giving up
+
 
 class ReadDB:
     def __init__(self, url: str) -> None:
@@ -23,10 +25,14 @@ class ReadDB:
         else:
             self.kind = "sqlite"
             path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
-            self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            # the wait for another process's write lock first, then the pragmas that may need it
+            self.conn = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
+            )
+            self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.execute("PRAGMA busy_timeout=30000")
+            self.conn.create_aggregate("sum", 1, ExactSum)  # never "integer overflow"
         self._in_tx = False
 
     def _sql(self, sql: str) -> str:
@@ -47,11 +53,56 @@ class ReadDB:
         except BaseException:
             if self.kind == "postgres":
                 self.conn.rollback()
-            else:
+            elif self._alive():
                 self.conn.execute("ROLLBACK")
             raise
         finally:
             self._in_tx = False
+
+    def serialise(self, name: str) -> None:
+        """Make this transaction the only one holding `name` until it ends.
+
+        SQLite needs nothing more: `BEGIN IMMEDIATE` already lets one writer in at a time.
+        PostgreSQL's read-committed transactions would both read the same positions and
+        apply the same events, so they queue on a transaction-scoped advisory lock.
+        """
+        assert self._in_tx, "serialise() holds its lock until the transaction ends"
+        if self.kind == "postgres":
+            self.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (name,))
+
+    @contextmanager
+    def savepoint(self, name: str = "subledger_sp") -> Iterator[ReadDB]:
+        """Inside a transaction: undo only what the block wrote if it raises."""
+        assert self._in_tx, "a savepoint lives inside a transaction"
+        self.execute(f"SAVEPOINT {name}")
+        try:
+            yield self
+        except BaseException:
+            if self._alive():  # SQLite rolls back the whole transaction on some errors
+                self.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                self.execute(f"RELEASE SAVEPOINT {name}")
+            raise
+        self.execute(f"RELEASE SAVEPOINT {name}")
+
+    def _alive(self) -> bool:
+        """Whether the transaction is still open (SQLite ends it itself on a full disk)."""
+        return self.kind == "postgres" or self.conn.in_transaction
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """Whether `exc` is the database being busy or gone (retry later), not a bad statement.
+
+        A lock timeout or a lost connection says nothing about the events being applied,
+        so it must not mark a read model as stuck on them.
+        """
+        if self.kind == "postgres":
+            import psycopg2
+
+            # lock timeouts, deadlocks, serialisation failures, lost connections
+            return isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError)
+        if not isinstance(exc, sqlite3.OperationalError):
+            return False
+        message = str(exc).lower()
+        return any(word in message for word in ("locked", "busy", "disk", "i/o", "unable to open"))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         cur = self.conn.cursor()
@@ -91,3 +142,26 @@ class ReadDB:
 
     def close(self) -> None:
         self.conn.close()
+
+
+class ExactSum:
+    """SQLite's SUM, exact at any size: Python integers, not SQLite's 64-bit ones.
+
+    Every stored amount fits a BIGINT, but a report's total over many rows need not; SQLite's
+    own SUM then fails with "integer overflow" and the report with it. A total beyond 64 bits
+    comes back as text, which the reports turn into a Python int (PostgreSQL's SUM of a BIGINT
+    column is NUMERIC, exact already).
+    """
+
+    def __init__(self) -> None:
+        self.total: int | float | None = None
+
+    def step(self, value: Any) -> None:
+        if value is not None:
+            self.total = value if self.total is None else self.total + value
+
+    def finalize(self) -> int | float | str | None:
+        total = self.total
+        if isinstance(total, int) and not -(2**63) <= total < 2**63:
+            return str(total)
+        return total

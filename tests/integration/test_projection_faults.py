@@ -1,0 +1,155 @@
+"""On the real PostgreSQL: a projection that fails on an event is stuck there alone (its
+savepoint rolled back, the batch's transaction goes on), and feeders sharing one read DB
+take turns instead of applying the same events twice."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bootstrap import Config, Runtime
+from consumers.embedded import LogFeeder, ProjectionStuck
+from domain import commands as c
+from projections import reports
+from projections.base import get_faults
+from projections.billing import BillingProjection
+from projections.db import ReadDB
+from projections.metrics import MetricsProjection
+from schemas.records import EventRecord
+
+AT, FEB, MAR = (datetime(2024, m, d, tzinfo=UTC) for m, d in ((1, 1), (2, 2), (3, 2)))
+TOO_BIG = 2**63  # PostgreSQL: "bigint out of range", and the transaction is aborted
+
+
+class FaultyBilling(BillingProjection):
+    """The real billing model with a bug: one subscription's MRR too big for a BIGINT."""
+
+    def __init__(self, bad: str | None = "bad") -> None:
+        self.bad = bad
+
+    def on_Subscription_Subscribed(self, db: ReadDB, r: EventRecord) -> None:
+        if r.data["subscription_id"] == self.bad:
+            r = dataclasses.replace(r, data={**r.data, "mrr": TOO_BIG})
+        super().on_Subscription_Subscribed(db, r)
+
+
+@pytest.fixture
+def runtime(pg_database_pair, tmp_path: Path) -> Iterator[Runtime]:
+    config = Config(
+        data_dir=tmp_path / "data",
+        event_store=pg_database_pair.event_store_url,
+        read_db=pg_database_pair.read_db_url,
+    )
+    rt = Runtime(config)
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+def execute(rt: Runtime, command: c.Command) -> dict:
+    outcome = rt.ledger.execute(command)
+    rt.catch_up()
+    return outcome
+
+
+def book(rt: Runtime, *subscriptions: str) -> None:
+    execute(rt, c.DefinePlan(command_id="plan", at=AT, plan_id="basic", name="Basic",
+                             currency="USD", pricing={"model": "flat", "amount": 1000,
+                                                      "tiers": []}))  # fmt: skip
+    for sub in subscriptions:
+        execute(rt, c.RegisterCustomer(command_id=f"reg-{sub}", at=AT, customer_id=f"cus-{sub}",
+                                       name="Ada", email=f"{sub}@example.com",
+                                       payment_token="tok_visa"))  # fmt: skip
+        execute(rt, c.Subscribe(command_id=f"sub-{sub}", at=AT, customer_id=f"cus-{sub}",
+                                plan_id="basic", subscription_id=sub))  # fmt: skip
+
+
+def rows(db: ReadDB, tables: list[str]) -> dict[str, list[str]]:
+    """Every row of `tables`, in a stable order: for comparing read models."""
+    return {
+        t: sorted(repr(sorted(r.items())) for r in db.query(f"SELECT * FROM {t}")) for t in tables
+    }
+
+
+def test_a_failing_projection_on_postgres_is_stuck_alone_and_the_book_goes_on(
+    runtime: Runtime,
+) -> None:
+    billing = FaultyBilling()
+    runtime.feeder.projections[0] = billing
+    book(runtime, "good-1", "bad", "good-2")  # every command returns: the catch-up never raises
+    (bad,) = [
+        r.position
+        for r in runtime.feeder.records(0, 10_000)
+        if r.name == "Subscription.Subscribed" and r.data["subscription_id"] == "bad"
+    ]
+    head = runtime.feeder.head()
+
+    assert runtime.feeder.positions() == {"billing": bad - 1, "metrics": head}
+    (fault,) = get_faults(runtime.db)
+    assert (fault["projection"], fault["position"], fault["event"]) == (
+        "billing",
+        bad,
+        "Subscription.Subscribed",
+    )
+    assert "out of range" in fault["reason"] and "\n" not in fault["reason"]
+    subs = runtime.db.query("SELECT subscription_id FROM subscriptions ORDER BY 1")
+    assert [s["subscription_id"] for s in subs] == ["good-1"]  # nothing of "bad", nor after it
+    assert reports.mrr(runtime.db)["USD"]["active_subscriptions"] == 3  # metrics went on
+
+    # due work still found for what billing never saw ("bad" and "good-2")
+    outcome = execute(runtime, c.AdvanceClock(command_id="feb", at=FEB))
+    assert (outcome["renewals"], outcome["duplicate"]) == (3, False)
+    assert runtime.feeder.positions()["billing"] == bad - 1
+
+    billing.bad = None  # the bug fixed: a rebuild clears the fault and the book is whole
+    assert runtime.feeder.rebuild(billing) == runtime.feeder.head()
+    assert get_faults(runtime.db) == []
+    renewed = runtime.db.query(
+        "SELECT subscription_id FROM invoices WHERE period_start = '2024-02-01T00:00:00Z'"
+    )
+    assert sorted(r["subscription_id"] for r in renewed) == ["bad", "good-1", "good-2"]
+    with pytest.raises(ProjectionStuck):  # and a rebuild that meets a bug says so
+        runtime.feeder.rebuild(FaultyBilling("good-2"))
+    assert runtime.feeder.faults()["billing"]["event"] == "Subscription.Subscribed"
+
+
+def test_feeders_sharing_a_postgres_read_db_apply_each_event_once(
+    runtime: Runtime, make_pg_database: Callable[..., str]
+) -> None:
+    book(runtime, *[f"sub-{i}" for i in range(10)])
+    execute(runtime, c.AdvanceClock(command_id="mar", at=MAR))
+    url = make_pg_database("shared")
+    setup = ReadDB(url)
+    for p in (BillingProjection(), MetricsProjection()):
+        p.create(setup)
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def feed() -> None:
+        db = ReadDB(url)
+        try:
+            feeder = LogFeeder(runtime.ledger, db, [BillingProjection(), MetricsProjection()], 7)
+            start.wait()
+            feeder.catch_up()
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+        finally:
+            db.close()
+
+    threads = [threading.Thread(target=feed) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    tables = [*BillingProjection.tables, *MetricsProjection.tables]
+    assert rows(setup, tables) == rows(runtime.db, tables)
+    assert len(rows(setup, ["invoices"])["invoices"]) == 30
+    assert get_faults(setup) == []
+    setup.close()
