@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
-import json
 import os
 import sys
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from domain import commands as c
 from domain.errors import InvalidInput, LedgerError
+from domain.limits import MAX_AMOUNT
 from domain.money import format_amount, parse_amount, parse_percent_ppm
 from domain.pricing import Pricing, parse_tier
 from schemas import topics
-
-FORMATS = click.Choice(["table", "json", "csv"])
+from verbs import render
+from verbs.render import format_option, show, show_outcome
 
 
 class Failure(click.ClickException):
@@ -41,6 +39,7 @@ class App:
 
         self.config = Config.from_env(data_dir=Path(data_dir) if data_dir else None)
         self._runtime: Any = None
+        self.warn_stuck = True  # `projections status/rebuild` say it their own way
 
     @property
     def runtime(self) -> Any:
@@ -50,6 +49,7 @@ class App:
             self._runtime = Runtime(self.config)
             if self.config.embedded:  # whatever a crash left behind, reads see it all
                 self._runtime.catch_up()
+                self._warn_if_stuck()
         return self._runtime
 
     def now(self) -> datetime:
@@ -60,16 +60,59 @@ class App:
 
     def run(self, command: c.Command) -> dict[str, Any]:
         outcome = self.runtime.ledger.execute(command)
-        self.runtime.catch_up()
+        self.settle()
         return outcome
+
+    def settle(self) -> None:
+        """After a recorded command: bring the read models up; nothing here may fail it."""
+        try:
+            self.runtime.catch_up()
+        except Exception as exc:  # busy or gone: the next command or read catches up
+            from domain.pci import mask_card_numbers
+
+            why = mask_card_numbers(" ".join(str(exc).split()))
+            click.echo(
+                "warning: recorded, but the read models are not up to date yet"
+                f" ({why}); the next command or read brings them up",
+                err=True,
+            )
+            return
+        self._warn_if_stuck()
+
+    def _warn_if_stuck(self) -> None:
+        """One `warning:` line per run while a read model is stuck on an event."""
+        if not self.warn_stuck or self._runtime is None or self._runtime.kafka_mode:
+            return
+        faults = self._runtime.feeder.faults()
+        if not faults:
+            return
+        from consumers.embedded import describe
+
+        self.warn_stuck = False
+        names = sorted(faults)
+        rebuild = (
+            f"'subledger projections rebuild {names[0]}'"
+            if len(names) == 1
+            else f"'subledger projections rebuild NAME' for {', '.join(names)}"
+        )
+        click.echo(
+            f"warning: read model {'; '.join(describe(faults[n]) for n in names)}"
+            f"; its reports stop there: fix the cause, then run {rebuild}",
+            err=True,
+        )
 
     def close(self) -> None:
         if self._runtime is not None:
             self._runtime.close()
 
 
-def parse_time(text: str | None) -> datetime | None:
-    """ISO 8601 date or date-time; without an offset it is UTC."""
+def parse_time(
+    text: str | None, option: str = "a time", *, bounded: bool = False
+) -> datetime | None:
+    """ISO 8601 date or date-time; without an offset it is UTC. An effective time (`bounded`)
+    is between 1970 and 2199; a read's window may be any date."""
+    from domain.limits import check_time, quote
+
     if text is None:
         return None
     try:
@@ -77,11 +120,15 @@ def parse_time(text: str | None) -> datetime | None:
             parsed = datetime.combine(date.fromisoformat(text), time(0), tzinfo=UTC)
         else:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        parsed = parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InvalidInput(
-            f"'{text}' is not an ISO 8601 date or time (2025-01-31 or 2025-01-31T12:00:00Z)"
+            f"{option}: {quote(text)} is not an ISO 8601 date or time"
+            " (2025-01-31 or 2025-01-31T12:00:00Z)"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return check_time(parsed, option) if bounded else parsed
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -93,7 +140,7 @@ def publish_options(fn: Callable) -> Callable:
     """--publish / --wait / --timeout: send the command through Kafka instead of applying it."""
     fn = click.option(
         "--timeout",
-        type=float,
+        type=click.FloatRange(0, 86_400, min_open=True),
         default=30.0,
         show_default=True,
         expose_value=False,
@@ -136,16 +183,20 @@ def issue(
     command_id: str | None,
     actor: str | None,
     fmt: str = "table",
+    at_option: str = "--at",
     **fields: Any,
 ) -> dict[str, Any]:
     app: App = ctx.obj
+    at = parse_time(at_, at_option, bounded=True)
     command = cls(
         command_id=command_id or str(uuid.uuid4()),
-        at=parse_time(at_) or app.now(),
-        actor=actor or app.config.actor,
+        at=at or app.now(),
+        actor=actor if actor is not None else app.config.actor,
         source="cli",
         **fields,
     )
+    if at is None:  # now, filled in for the caller: an honest retry is the same request
+        command = command.implying("at")
     if ctx.meta.get("subledger.publish"):
         return publish(
             app,
@@ -155,7 +206,7 @@ def issue(
             timeout=float(ctx.meta.get("subledger.timeout") or 30.0),
         )
     outcome = app.run(command)
-    show(outcome, fmt)
+    show_outcome(outcome, fmt)  # recorded: rendering can no longer make it a failure
     return outcome
 
 
@@ -169,7 +220,10 @@ def with_customer_key(app: App, command: c.Command) -> c.Command:
     if sub_id is None or getattr(command, "customer_id", "") is not None:
         return command
     row = reports.subscription(app.runtime.db, sub_id)
-    return dataclasses.replace(command, customer_id=row["customer_id"]) if row else command
+    if row is None:
+        return command
+    keyed = dataclasses.replace(command, customer_id=row["customer_id"])
+    return keyed.implying("customer_id")  # filled in here, not asked for by the caller
 
 
 def publish(app: App, command: c.Command, fmt: str, *, wait: bool, timeout: float) -> dict:
@@ -183,13 +237,13 @@ def publish(app: App, command: c.Command, fmt: str, *, wait: bool, timeout: floa
     try:
         publisher.publish(command, remember_rejections=wait)
         if not wait:
-            click.echo(command.command_id)
+            click.echo(render.escape(command.command_id))
             return {"command_id": command.command_id}
         outcome = publisher.wait(app.runtime.ledger, command.command_id, timeout)
     finally:
         publisher.close()
     result = {"command_id": command.command_id, "outcome": outcome.status, **outcome.detail}
-    show(result, fmt)
+    show_outcome(result, fmt)
     if outcome.status == "rejected":
         raise Failure(f"rejected: {outcome.detail.get(topics.H_REASON, '')}")
     if outcome.status == "timeout":
@@ -197,70 +251,7 @@ def publish(app: App, command: c.Command, fmt: str, *, wait: bool, timeout: floa
     return result
 
 
-# ---- output ----------------------------------------------------------------------------
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _rows(data: Any, key: str = "key") -> list[dict[str, Any]]:
-    """Flatten for table/CSV: a list of dicts stays; a dict keyed by currency becomes rows."""
-    if isinstance(data, list):
-        return [{k: v for k, v in row.items() if not isinstance(v, list | dict)} for row in data]
-    if isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values()):
-        return [
-            {key: k, **{kk: vv for kk, vv in v.items() if not isinstance(vv, list | dict)}}
-            for k, v in data.items()
-        ]
-    return [
-        {"field": k, "value": json.dumps(v) if isinstance(v, list | dict) else v}
-        for k, v in data.items()
-    ]
-
-
-def show(data: Any, fmt: str, title: str | None = None, key: str = "key") -> None:
-    data = _plain(data)
-    if fmt == "json":
-        click.echo(json.dumps(data, indent=2, sort_keys=False))
-        return
-    rows = _rows(data, key)
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        click.echo(buffer.getvalue(), nl=False)
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title, show_lines=False)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*["" if row.get(col) is None else str(row.get(col)) for col in columns])
-    Console(width=max(120, len(columns) * 22)).print(table)
-
-
-def format_option(fn: Callable) -> Callable:
-    return click.option(
-        "--format",
-        "fmt",
-        type=FORMATS,
-        default="table",
-        show_default=True,
-        help="Output format; JSON amounts are integer minor units.",
-    )(fn)
+# ---- output: verbs/render.py (show, format_option, the columns of each read) ----------
 
 
 # ---- the group -------------------------------------------------------------------------
@@ -280,6 +271,10 @@ def cli(ctx: click.Context, data_dir: str | None) -> None:
     Plans, customers, subscriptions, invoices and payments as an immutable history, with
     read models for billing and metrics. Runs embedded (SQLite under --data-dir) unless
     SUBLEDGER_EVENT_STORE / SUBLEDGER_READ_DB name PostgreSQL databases.
+
+    Ids (customer, plan, subscription, coupon, command ids, actors) are 1-200 characters,
+    not blank, without control characters. A command dated before the ledger clock takes
+    effect at the clock (the output says so); card numbers are refused in every field.
     """
     ctx.obj = App(data_dir)
     ctx.call_on_close(ctx.obj.close)
@@ -289,15 +284,28 @@ def cli(ctx: click.Context, data_dir: str | None) -> None:
 
 
 def pricing_from(model: str, price: str | None, tiers: tuple[str, ...], currency: str) -> dict:
+    """The pricing the options describe; an option that would be ignored is an error."""
+    from domain.money import exponent
+
+    exponent(currency)
     if model in ("tiered", "volume"):
+        if price is not None:
+            raise InvalidInput(f"a {model} plan takes --tier, not --price")
         if not tiers:
             raise InvalidInput(
                 f"a {model} plan needs --tier UP_TO:PRICE (e.g. --tier 10:5.00 --tier inf:4.00)"
             )
         return Pricing(model, 0, tuple(parse_tier(t, currency) for t in tiers)).to_dict()
+    if tiers:
+        raise InvalidInput(f"a {model} plan takes --price, not --tier (tiers need tiered/volume)")
     if price is None:
         raise InvalidInput("--price is required")
-    return Pricing(model, parse_amount(price, currency)).to_dict()
+    amount = parse_amount(price, currency)
+    if amount > MAX_AMOUNT:
+        raise InvalidInput(
+            f"--price must be at most {format_amount(MAX_AMOUNT, currency)} {currency}"
+        )
+    return Pricing(model, amount).to_dict()
 
 
 @cli.group()
@@ -308,7 +316,11 @@ def plan() -> None:
 @plan.command("define")
 @click.argument("plan_id")
 @click.option("--name", required=True)
-@click.option("--price", help="Price per period (flat) or per unit (per_unit), e.g. 10.00.")
+@click.option(
+    "--price",
+    help="Price per unit and period (per_unit) or per period (flat), e.g. 10.00; at most"
+    " 10,000,000,000 minor units.",
+)
 @click.option("--currency", required=True, help="ISO 4217 code, e.g. USD.")
 @click.option(
     "--interval",
@@ -316,15 +328,23 @@ def plan() -> None:
     default="month",
     show_default=True,
 )
-@click.option("--interval-count", type=int, default=1, show_default=True)
-@click.option("--trial-days", type=int, default=0, show_default=True)
+@click.option(
+    "--interval-count",
+    type=click.IntRange(1, 3660),
+    default=1,
+    show_default=True,
+    help="Intervals per billing period (at most ten years).",
+)
+@click.option("--trial-days", type=click.IntRange(0, 730), default=0, show_default=True)
 @click.option("--feature", "features", multiple=True, help="Repeatable.")
 @click.option(
     "--pricing",
     "model",
     type=click.Choice(["flat", "per_unit", "tiered", "volume"]),
-    default="flat",
+    default="per_unit",
     show_default=True,
+    help="per_unit bills price x quantity (as Stripe prices do); flat bills the price for a"
+    " quantity of exactly 1; tiered/volume take --tier.",
 )
 @click.option(
     "--tier",
@@ -390,13 +410,14 @@ def plan_define(
 @click.pass_context
 def plan_change_price(ctx, plan_id, price, model, tiers, apply_to, at_, command_id, actor, fmt):
     """Change a plan's price (a new price version)."""
-    from projections import reports
+    from domain.identity import plan_uuid
+    from domain.plan import Plan
 
     app: App = ctx.obj
-    current = {p["plan_id"]: p for p in reports.plans(app.runtime.db)}.get(plan_id)
+    current = app.runtime.ledger.get(Plan, plan_uuid(plan_id))  # the store, not a read model
     if current is None:
         raise InvalidInput(f"unknown plan '{plan_id}'")
-    model = model or current["pricing"]["model"]
+    model = model or current.pricing.model
     issue(
         ctx,
         c.ChangePlanPrice,
@@ -405,7 +426,7 @@ def plan_change_price(ctx, plan_id, price, model, tiers, apply_to, at_, command_
         actor,
         fmt,
         plan_id=plan_id,
-        pricing=pricing_from(model, price, tiers, current["currency"]),
+        pricing=pricing_from(model, price, tiers, current.currency),
         apply_to=apply_to,
     )
 
@@ -427,18 +448,8 @@ def plan_list(app: App, fmt: str) -> None:
     """The catalog."""
     from projections import reports
 
-    rows = reports.plans(app.runtime.db)
-    if fmt != "json":
-        for row in rows:
-            p = row.pop("pricing")
-            row["price"] = (
-                format_amount(p["amount"], row["currency"])
-                if not p["tiers"]
-                else f"{len(p['tiers'])} tiers"
-            )
-            row["model"] = p["model"]
-            row["features"] = ",".join(row["features"])
-    show(rows, fmt)
+    rows = render.plan_rows(reports.plans(app.runtime.db), fmt)
+    show(rows, fmt, columns=render.PLAN_COLUMNS)
 
 
 # ---- customers, coupons, tax -----------------------------------------------------------
@@ -465,7 +476,10 @@ def customer_register(
     ctx, customer_id, name, email, country, payment_token, preferences, at_, command_id, actor, fmt
 ):
     """Register a customer (personal data is stored encrypted with their own key)."""
-    prefs = dict(p.split("=", 1) for p in preferences if "=" in p)
+    bad = [p for p in preferences if "=" not in p]
+    if bad:
+        raise InvalidInput("--preference takes KEY=VALUE (e.g. --preference notify.email=off)")
+    prefs = dict(p.split("=", 1) for p in preferences)
     issue(
         ctx,
         c.RegisterCustomer,
@@ -552,7 +566,11 @@ def coupon() -> None:
     default="once",
     show_default=True,
 )
-@click.option("--periods", type=int, help="With --duration repeating: how many invoices.")
+@click.option(
+    "--periods",
+    type=click.IntRange(1, 120),
+    help="With --duration repeating: how many invoices (1-120).",
+)
 @command_options
 @format_option
 @click.pass_context
@@ -562,8 +580,19 @@ def coupon_define(
     """Define a coupon."""
     if (percent is None) == (amount is None):
         raise InvalidInput("give exactly one of --percent and --amount")
-    bp = parse_percent_ppm(percent) // 100 if percent is not None else None
-    amount_off = parse_amount(amount, (currency or "").upper()) if amount else None
+    bp = None
+    if percent is not None:
+        ppm = parse_percent_ppm(percent)
+        if ppm % 100:  # the one rounding rule never meets a percent: it is exact or refused
+            raise InvalidInput("--percent takes at most two decimals (e.g. 12.5 or 33.33)")
+        if ppm == 0:
+            raise InvalidInput("--percent must be more than 0")
+        bp = ppm // 100
+    if amount is not None and not currency:
+        raise InvalidInput("--amount needs --currency")
+    if percent is not None and currency:
+        raise InvalidInput("--currency goes with --amount; a --percent coupon has none")
+    amount_off = parse_amount(amount, currency.upper()) if amount is not None else None
     issue(
         ctx,
         c.DefineCoupon,
@@ -611,12 +640,22 @@ def tax_set_rate(ctx, country, percent, at_, command_id, actor, fmt):
 @cli.command()
 @click.argument("customer_id")
 @click.argument("plan_id")
-@click.option("--subscription-id", help="Default: a new id.")
-@click.option("--quantity", type=int, default=1, show_default=True)
+@click.option(
+    "--subscription-id",
+    help="1-200 characters; default: an id derived from --command-id (so a retry of the"
+    " same line with the same --command-id is the same subscription).",
+)
+@click.option(
+    "--quantity",
+    type=click.IntRange(1, 1_000_000),
+    default=1,
+    show_default=True,
+    help="Seats or units (a flat-priced plan takes exactly 1).",
+)
 @click.option("--coupon")
 @click.option(
     "--anchor-day",
-    type=int,
+    type=click.IntRange(1, 28),
     help="Bill on this day of the month (1-28); the first period is prorated.",
 )
 @command_options
@@ -657,7 +696,11 @@ def subscribe(
 @cli.command("change-plan")
 @click.argument("subscription_id")
 @click.argument("plan_id")
-@click.option("--quantity", type=int)
+@click.option(
+    "--quantity",
+    type=click.IntRange(1, 1_000_000),
+    help="New seats or units (default: kept; 1 on a flat-priced plan).",
+)
 @command_options
 @format_option
 @click.pass_context
@@ -721,8 +764,8 @@ _simple(
 @click.argument("subscription_id")
 @click.argument("invoice_number")
 @click.option("--amount", required=True, help="The amount due, e.g. 12.00.")
-@click.option("--currency", required=True)
-@click.option("--reference", required=True, help="Bank or payments-team reference.")
+@click.option("--currency", required=True, help="The invoice's currency (ISO 4217).")
+@click.option("--reference", required=True, help="Bank or payments-team reference (not blank).")
 @command_options
 @format_option
 @click.pass_context
@@ -740,6 +783,7 @@ def record_payment(
         subscription_id=subscription_id,
         invoice_number=invoice_number,
         amount=parse_amount(amount, currency.upper()),
+        currency=currency.upper(),
         reference=reference,
     )
 
@@ -759,7 +803,7 @@ def clock() -> None:
 def clock_advance(ctx, to, command_id, actor, fmt):
     """Run renewals, invoices, charges, retries, trial ends and cancellations due up to --to,
     in time order."""
-    issue(ctx, c.AdvanceClock, to, command_id, actor, fmt)
+    issue(ctx, c.AdvanceClock, to, command_id, actor, fmt, at_option="--to")
 
 
 @clock.command("show")
@@ -801,7 +845,10 @@ def subscription_list(app: App, customer, status, renewing_before, fmt) -> None:
     """Subscriptions, soonest renewal first."""
     from projections import reports
 
-    show(reports.subscriptions(app.runtime.db, customer, status, parse_time(renewing_before)), fmt)
+    rows = reports.subscriptions(
+        app.runtime.db, customer, status, parse_time(renewing_before, "--renewing-before")
+    )
+    show(rows, fmt, columns=render.SUBSCRIPTION_COLUMNS)
 
 
 @cli.group()
@@ -819,7 +866,8 @@ def invoices_list(app: App, customer, subscription, status, fmt) -> None:
     """Invoices with their lines (JSON shows the lines)."""
     from projections import reports
 
-    show(reports.invoices(app.runtime.db, customer, subscription, status), fmt)
+    rows = reports.invoices(app.runtime.db, customer, subscription, status)
+    show(rows, fmt, columns=render.INVOICE_COLUMNS)
 
 
 @cli.group()
@@ -837,7 +885,8 @@ def payments_list(app: App, customer, subscription, outcome, fmt) -> None:
     """Charge attempts oldest first, with the decline reason and the gateway's reference."""
     from projections import reports
 
-    show(reports.payments(app.runtime.db, customer, subscription, outcome), fmt)
+    rows = reports.payments(app.runtime.db, customer, subscription, outcome)
+    show(rows, fmt, columns=render.PAYMENT_COLUMNS)
 
 
 @cli.command()
@@ -853,14 +902,17 @@ def history(app: App, subscription_id: str, fmt: str) -> None:
     if not events:
         raise InvalidInput(f"unknown subscription '{subscription_id}'")
     rows = []
+    currency = None  # the subscription's, carried to the events that do not repeat it
     for event in events:
         rec = to_record(event)
+        currency = rec.data.get("currency") or currency
         rows.append(
             {
                 "version": rec.version,
                 "event": rec.type,
                 "at": rec.at,
                 "status": rec.data.get("status"),
+                "currency": currency,
                 "mrr": rec.data.get("mrr"),
                 "actor": rec.meta.get("actor"),
                 "command": rec.meta.get("command"),
@@ -869,7 +921,7 @@ def history(app: App, subscription_id: str, fmt: str) -> None:
                 **({"data": rec.data} if fmt == "json" else {}),
             }
         )
-    show(rows, fmt)
+    show(rows, fmt, columns=render.HISTORY_COLUMNS)
 
 
 # ---- reports ---------------------------------------------------------------------------
@@ -881,7 +933,7 @@ def report() -> None:
 
 
 def _window(start: str, end: str) -> tuple[datetime, datetime]:
-    a, b = parse_time(start), parse_time(end)
+    a, b = parse_time(start, "--from"), parse_time(end, "--to")
     assert a and b
     if b <= a:
         raise InvalidInput("--to must be after --from")
@@ -896,7 +948,8 @@ def report_mrr(app: App, at_, fmt) -> None:
     """MRR, ARR, paying customers, ARPU and active subscriptions."""
     from projections import reports
 
-    show(reports.mrr(app.runtime.db, parse_time(at_)), fmt, key="currency")
+    figures = reports.mrr(app.runtime.db, parse_time(at_, "--at"))
+    show(figures, fmt, key="currency", columns=render.MRR_COLUMNS)
 
 
 @report.command("movements")
@@ -908,7 +961,8 @@ def report_movements(app: App, start, end, fmt) -> None:
     """MRR movements: new, expansion, contraction, churn, reactivation."""
     from projections import reports
 
-    show(reports.movements(app.runtime.db, *_window(start, end)), fmt, key="currency")
+    moved = reports.movements(app.runtime.db, *_window(start, end))
+    show(moved, fmt, key="currency", columns=render.MOVEMENT_COLUMNS)
 
 
 @report.command("churn")
@@ -920,7 +974,8 @@ def report_churn(app: App, start, end, fmt) -> None:
     """Logo churn, revenue churn and net revenue churn rates, trial conversion."""
     from projections import reports
 
-    show(reports.churn(app.runtime.db, *_window(start, end)), fmt, key="currency")
+    churn = reports.churn(app.runtime.db, *_window(start, end))
+    show(churn, fmt, key="currency", columns=render.CHURN_COLUMNS)
 
 
 @report.command("cohorts")
@@ -930,17 +985,8 @@ def report_cohorts(app: App, fmt) -> None:
     """Logo retention by the month customers first paid."""
     from projections import reports
 
-    rows = reports.cohorts(app.runtime.db)
-    if fmt != "json":
-        rows = [
-            {
-                "cohort": r["cohort"],
-                "customers": r["customers"],
-                **{f"m{i}": f"{v:.0%}" for i, v in enumerate(r["retention"])},
-            }
-            for r in rows
-        ]
-    show(rows, fmt)
+    rows = render.cohort_rows(reports.cohorts(app.runtime.db), fmt)
+    show(rows, fmt, columns=render.COHORT_COLUMNS)
 
 
 @report.command("revenue")
@@ -956,14 +1002,7 @@ def report_revenue(app: App, start, end, fmt) -> None:
     if fmt == "json":
         show(revenue, fmt)
         return
-    rows = []  # one row a month, then the window's totals
-    for currency, figures in revenue.items():
-        rows += [
-            {"currency": currency, "month": month, **m} for month, m in figures["months"].items()
-        ]
-        totals = {k: v for k, v in figures.items() if k != "months"}
-        rows.append({"currency": currency, "month": "total", **totals})
-    show(rows, fmt)
+    show(render.revenue_rows(revenue), fmt, columns=render.REVENUE_COLUMNS)
 
 
 # ---- simulation and demo -----------------------------------------------------------------
@@ -1007,22 +1046,22 @@ def run_simulation(
             for result in ledger.execute_batch(batch):
                 counts["commands"] += 1
                 counts["rejected"] += 0 if result.ok else 1
-            app.runtime.catch_up()
+            app.settle()
             progress.update(task, advance=1)
         end = c.AdvanceClock(
             command_id=f"sim-{seed}-clock-end", at=sim.end, actor="simulator", source="simulator"
         )
         ledger.execute_batch([end])
-        app.runtime.catch_up()
+        app.settle()
     counts["events"] = ledger.recorder.max_notification_id() or 0
     counts["start"], counts["end"] = sim.start, sim.end
     return counts
 
 
 @cli.command()
-@click.option("--customers", type=int, default=1000, show_default=True)
-@click.option("--months", type=int, default=12, show_default=True)
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--customers", type=click.IntRange(0, 1_000_000), default=1000, show_default=True)
+@click.option("--months", type=click.IntRange(1, 120), default=12, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=1, show_default=True)
 @format_option
 @click.pass_obj
 def simulate(app: App, customers: int, months: int, seed: int, fmt: str) -> None:
@@ -1038,9 +1077,9 @@ def simulate(app: App, customers: int, months: int, seed: int, fmt: str) -> None
 
 
 @cli.command()
-@click.option("--customers", type=int, default=200, show_default=True)
-@click.option("--months", type=int, default=12, show_default=True)
-@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--customers", type=click.IntRange(0, 1_000_000), default=200, show_default=True)
+@click.option("--months", type=click.IntRange(1, 120), default=12, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=7, show_default=True)
 @click.pass_obj
 def demo(app: App, customers: int, months: int, seed: int) -> None:
     """A small simulated year, then the book: MRR by month, movements, churn, invoices."""
@@ -1076,24 +1115,29 @@ def summary(db: Any, end: datetime) -> None:
     """The book as an operator reads it: month by month, then churn, revenue, invoices."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from projections import reports
 
     console = Console(width=130)
+
+    def say(line: str, style: str = "") -> None:  # ids are user text: never markup
+        console.print(Text(render.escape(line), style=style))
+
     months = _month_starts(end - timedelta(seconds=1), 12)[1:]
     months.append(_next_month(months[-1]))
     first, last = months[0], months[-1]
     now = reports.mrr(db, end)
-    console.print(f"[bold]The book as of {end:%Y-%m-%d %H:%M} UTC[/bold]")
+    say(f"The book as of {end:%Y-%m-%d %H:%M} UTC", style="bold")
     for currency, m in now.items():
-        console.print(
+        say(
             f"  {currency}: MRR {currency} {format_amount(m['mrr'], currency)} · ARR "
             f"{currency} {format_amount(m['arr'], currency)} · {m['paying_customers']} paying "
             f"customers · ARPU {currency} {format_amount(m['arpu'], currency)} · "
             f"{m['active_subscriptions']} active subscriptions"
         )
     for currency in now:
-        table = Table(title=f"MRR movements by month ({currency})")
+        table = Table(title=Text(render.escape(f"MRR movements by month ({currency})")))
         for column in (
             "month",
             "new",
@@ -1111,7 +1155,7 @@ def summary(db: Any, end: datetime) -> None:
             ch = reports.churn(db, a, b).get(currency, {})
             at_end = reports.mrr(db, b - timedelta(seconds=1)).get(currency, {}).get("mrr", 0)
             rate = ch.get("logo_churn_rate")
-            table.add_row(
+            cells = [
                 f"{a:%Y-%m}",
                 *[
                     format_amount(mv.get(k, 0), currency)
@@ -1119,13 +1163,14 @@ def summary(db: Any, end: datetime) -> None:
                 ],
                 format_amount(at_end, currency),
                 "-" if rate is None else f"{rate:.1%}",
-            )
+            ]
+            table.add_row(*[Text(cell) for cell in cells])
         console.print(table)
     quarter = months[-4]
     for currency, ch in reports.churn(db, quarter, last).items():
         if ch.get("logo_churn_rate") is None:
             continue
-        console.print(
+        say(
             f"Last 3 months ({currency}): logo churn {ch['logo_churn_rate']:.1%}, revenue "
             f"churn {ch['revenue_churn_rate']:.1%}, net revenue churn "
             f"{ch['net_revenue_churn_rate']:.1%}"
@@ -1136,7 +1181,7 @@ def summary(db: Any, end: datetime) -> None:
             )
         )
     for currency, rv in reports.revenue(db, first, last).items():
-        console.print(
+        say(
             f"Revenue ({currency}): billed {format_amount(rv['billed'], currency)} (tax "
             f"{format_amount(rv['tax'], currency)}), collected "
             f"{format_amount(rv['collected'], currency)}, written off "
@@ -1147,14 +1192,14 @@ def summary(db: Any, end: datetime) -> None:
     statuses: dict[str, int] = {}
     for row in rows:
         statuses[row["status"]] = statuses.get(row["status"], 0) + 1
-    console.print(
+    say(
         f"Invoices: {len(rows)} ({', '.join(f'{v} {k}' for k, v in statuses.items())}); the latest:"
     )
     for row in rows[-3:]:
         lines = ", ".join(
             f"{ln['kind']} {format_amount(ln['amount'], row['currency'])}" for ln in row["lines"]
         )
-        console.print(
+        say(
             f"  {row['number']} {row['issued_at']} {row['subscription_id']} "
             f"{row['currency']} {format_amount(row['total'], row['currency'])} "
             f"{row['status']}: {lines}"
@@ -1173,20 +1218,45 @@ def projections() -> None:
 @format_option
 @click.pass_obj
 def projections_status(app: App, fmt: str) -> None:
-    """Each projection's position and lag behind the event store's head."""
+    """Each projection's position and lag behind the event store's head, and where it is
+    stuck if an event made it fail (`stuck`: empty, or position, event and reason)."""
+    from consumers.embedded import stuck_at
+    from projections.base import get_faults
+
+    app.warn_stuck = False  # the `stuck` column says it
+
+    def stuck(fault: dict[str, Any] | None) -> Any:
+        if fmt == "json":
+            keys = ("position", "event", "reason", "recorded_at")
+            return {k: fault[k] for k in keys} if fault else None
+        return stuck_at(fault) if fault else ""
+
     if app.config.kafka_bootstrap and not app.config.embedded:
         from consumers.projector import status
 
         runtime = app.runtime
         state = status(app.config, runtime.ledger, runtime.projections, runtime.db)
+        faults = {(f["projection"], f["source"]): f for f in get_faults(runtime.db)}
+        topic = app.config.events_topic
+        for row in state["partitions"]:
+            name = row["projection"]
+            fault = faults.get((name, f"{topic}:{row['partition']}")) or faults.get((name, "log"))
+            row["stuck"] = stuck(fault)
         click.echo(f"event store head {state['head']}, relayed up to {state['relay']}")
         show(state["partitions"], fmt)
         return
     feeder = app.runtime.feeder
     head = feeder.head()
+    faults = feeder.faults()
     show(
         [
-            {"projection": name, "position": pos, "head": head, "lag": head - pos}
+            {
+                "projection": name,
+                "position": pos,
+                "head": head,
+                "lag": head - pos,
+                "stuck": stuck(faults.get(name)),
+            }
             for name, pos in feeder.positions().items()
         ],
         fmt,
@@ -1194,7 +1264,9 @@ def projections_status(app: App, fmt: str) -> None:
 
 
 @projections.command("wait")
-@click.option("--timeout", type=float, default=60.0, show_default=True)
+@click.option(
+    "--timeout", type=click.FloatRange(0, 86_400, min_open=True), default=60.0, show_default=True
+)
 @click.pass_obj
 def projections_wait(app: App, timeout: float) -> None:
     """Return once every projection has caught up with the event store's head."""
@@ -1226,7 +1298,7 @@ def projections_wait(app: App, timeout: float) -> None:
 )
 @click.option(
     "--tick",
-    type=float,
+    type=click.FloatRange(0.1, 86_400),
     default=60.0,
     show_default=True,
     help="With --clock wall: seconds between clock ticks.",
@@ -1260,6 +1332,10 @@ def projections_rebuild(app: App, name: str, fmt: str) -> None:
 
     With Kafka, stop that projection's workers first; they resume after the rebuild.
     """
+    from consumers.embedded import ProjectionStuck, stuck_at
+    from projections.base import get_faults
+
+    app.warn_stuck = False  # the rebuild clears the fault, or says where it stopped again
     runtime = app.runtime
     found = [p for p in runtime.projections if p.name == name]
     if not found:
@@ -1283,36 +1359,61 @@ def projections_rebuild(app: App, name: str, fmt: str) -> None:
             applied = rebuild_from_store(
                 app.config, runtime.ledger, found[0], runtime.db, progress=progress
             )
+            faults = get_faults(runtime.db, name)
         else:
-            applied = runtime.feeder.rebuild(found[0], progress)
+            try:
+                applied = runtime.feeder.rebuild(found[0], progress)
+                faults = []
+            except ProjectionStuck as stopped:
+                faults = [stopped.fault]
+    if faults:  # the fault is recorded, the read model stays at the event before it
+        raise Failure(
+            f"rebuilding {name} stopped: {stuck_at(faults[0])}; the read model stays"
+            " there (see 'subledger projections status'); this is a bug to report"
+        )
     show({"projection": name, "events_applied": applied}, fmt)
 
 
 # ---- entry point -------------------------------------------------------------------------
 
 
+def _config_for(args: list[str]) -> Any:
+    """The settings a failed run used (--data-dir or the environment), to name them."""
+    from bootstrap import Config
+
+    try:
+        with cli.make_context("subledger", list(args), resilient_parsing=True) as ctx:
+            data_dir = ctx.params.get("data_dir")
+    except Exception:
+        data_dir = os.environ.get("SUBLEDGER_DATA_DIR")
+    try:
+        return Config.from_env(data_dir=Path(data_dir) if data_dir else None)
+    except Exception:
+        return None
+
+
+def _fail(message: str, status: int) -> NoReturn:
+    click.echo(render.error_line(message), err=True)
+    sys.exit(status)
+
+
 def main() -> None:
+    """Every failure is one line in the user's words (SUBLEDGER_DEBUG=1: the traceback)."""
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("error: aborted", err=True)
-        sys.exit(1)
+        _fail("aborted", 1)
     except click.UsageError as e:  # one line too, with where to look
         where = e.ctx.command_path if e.ctx else "subledger"
-        message = " ".join(e.format_message().split())
-        click.echo(f"error: {message} (see '{where} --help')", err=True)
-        sys.exit(e.exit_code)
+        _fail(f"{e.format_message()} (see '{where} --help')", e.exit_code)
     except click.ClickException as e:
-        click.echo(f"error: {' '.join(e.format_message().split())}", err=True)
-        sys.exit(e.exit_code)
+        _fail(e.format_message(), e.exit_code)
     except LedgerError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(1)
-    except Exception as e:  # one line for the user; the traceback on request
+        _fail(str(e), 1)
+    except Exception as e:
         if os.environ.get("SUBLEDGER_DEBUG"):
             raise
-        click.echo(f"error: {type(e).__name__}: {e}", err=True)
-        sys.exit(1)
+        _fail(*render.explain(e, _config_for(sys.argv[1:])))
 
 
 if __name__ == "__main__":

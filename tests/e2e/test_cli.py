@@ -143,10 +143,10 @@ def test_every_subcommand_has_help(helps: dict, path: tuple[str, ...]) -> None:
 def book(tmp_path_factory: pytest.TempPathFactory) -> Run:
     """Three plans, two customers, a subscription upgraded half-way and cancelled, three months."""
     run = runner(tmp_path_factory.mktemp("cli-book"))
-    run("plan", "define", "basic", "--name", "Basic", "--price", "10.00", "--currency", "usd",
-        "--at", "2024-01-01")  # fmt: skip
-    run("plan", "define", "pro", "--name", "Pro", "--price", "30.00", "--currency", "USD",
-        "--feature", "sso", "--at", "2024-01-01")  # fmt: skip
+    run("plan", "define", "basic", "--name", "Basic", "--pricing", "flat", "--price", "10.00",
+        "--currency", "usd", "--at", "2024-01-01")  # fmt: skip
+    run("plan", "define", "pro", "--name", "Pro", "--pricing", "flat", "--price", "30.00",
+        "--currency", "USD", "--feature", "sso", "--at", "2024-01-01")  # fmt: skip
     run("plan", "define", "seats", "--name", "Seats", "--pricing", "tiered", "--tier", "10:5.00",
         "--tier", "inf:4.00", "--currency", "EUR", "--at", "2024-01-01")  # fmt: skip
     run("customer", "register", "ada", "--name", "Ada Lovelace", "--email", "ada@example.com",
@@ -175,7 +175,10 @@ def test_plan_list_shows_the_catalog(book: Run) -> None:
     assert plans[1]["features"] == ["sso"]
     assert [t["up_to"] for t in plans[2]["pricing"]["tiers"]] == [10, None]
     rows = as_csv(book("plan", "list", "--format", "csv"))
-    assert [(r["plan_id"], r["price"]) for r in rows][:2] == [("basic", "10.00"), ("pro", "30.00")]
+    assert [(r["plan_id"], r["price"], r["currency"]) for r in rows][:2] == [
+        ("basic", "1000", "USD"),  # CSV amounts are minor units, as in JSON
+        ("pro", "3000", "USD"),
+    ]
 
 
 def test_customer_show_decrypts_the_profile_and_lists_subscriptions(book: Run) -> None:
@@ -291,7 +294,7 @@ def test_reports_have_the_books_figures(book: Run) -> None:
     assert cohorts == [{"cohort": "2024-01", "customers": 2, "retention": [1.0, 1.0, 0.5]}]
     csv_rows = as_csv(book("report", "cohorts", "--format", "csv"))
     assert csv_rows == [
-        {"cohort": "2024-01", "customers": "2", "m0": "100%", "m1": "100%", "m2": "50%"}
+        {"cohort": "2024-01", "customers": "2", "m0": "1.0", "m1": "1.0", "m2": "0.5"}
     ]
 
 

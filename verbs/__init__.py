@@ -1,0 +1,1 @@
+"""The CLI's verbs and how they print: `render` turns results and errors into output."""
