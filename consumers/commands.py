@@ -4,7 +4,8 @@ Each partition's last applied offset is an eventsourcing tracking record named
 `<topic>:<partition>`, written in the same transaction as the events the batch caused, so a
 crash re-reads at most an uncommitted batch and applies nothing twice. Rejections (bytes
 that do not decode, commands that break a rule) go to the rejected topic with the original
-bytes before the ledger transaction commits: a crash can repeat a rejection, never lose one.
+key and value, card numbers masked (`CommandCodec.redact`), before the ledger transaction
+commits: a crash can repeat a rejection, never lose one.
 Offsets are also committed to Kafka afterwards, only so lag shows in the usual tools.
 """
 
@@ -21,6 +22,7 @@ from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from consumers import kafka as k
+from domain.pci import mask_card_numbers, mask_card_numbers_in_bytes
 from schemas import topics as t
 from schemas.codec import CommandCodec, DecodeError
 
@@ -32,7 +34,7 @@ def tracking_name(topic: str, partition: int) -> str:
 
 
 def one_line(text: str) -> str:
-    return " ".join(str(text).split())[:1000]
+    return " ".join(str(text).split())
 
 
 class CommandWorker:
@@ -54,11 +56,20 @@ class CommandWorker:
         self.poll_ms = poll_ms
         self.max_records = max_records
         self.producer = k.producer(config, client_id=f"{client_id}-rejected")
-        self.consumer = k.consumer(config, f"{config.group_prefix}-ledger", client_id=client_id)
-        k.wait_for_partitions(self.consumer, self.topic)
-        self.consumer.subscribe([self.topic], listener=k.SeekOnAssign(self.seek))
+        group = f"{config.group_prefix}-ledger"
+        self.member = k.GroupMember(
+            lambda: k.consumer(config, group, client_id=client_id),
+            self.topic,
+            self.seek,
+            name=client_id,
+        )
         self.applied = 0
         self.rejected = 0
+
+    @property
+    def consumer(self) -> Any:
+        """The current Kafka consumer (a fresh one after the member had to rejoin)."""
+        return self.member.consumer
 
     def stored(self, partition: int) -> int | None:
         return self.ledger.recorder.max_tracking_id(tracking_name(self.topic, partition))
@@ -78,7 +89,7 @@ class CommandWorker:
             self.close()
 
     def poll_once(self) -> int:
-        batches = self.consumer.poll(timeout_ms=self.poll_ms, max_records=self.max_records)
+        batches = self.member.poll(self.poll_ms, self.max_records)
         log.debug("polled %s", {tp.partition: len(m) for tp, m in batches.items()})
         done = 0
         for tp, messages in batches.items():
@@ -103,7 +114,7 @@ class CommandWorker:
 
         def reject_before_commit(results: list[Any]) -> None:
             for message, exc in bad:
-                self._reject(message, exc.reason, exc.code, None)
+                self._reject(message, exc.reason, exc.code, exc.command_id, exc.command)
             for result in results:
                 if result.error is not None:
                     error = result.error
@@ -151,26 +162,37 @@ class CommandWorker:
         command_id: str | None,
         command_name: str | None = None,
     ) -> None:
-        headers = [
-            (t.H_REASON, one_line(reason).encode()),
-            (t.H_ERROR_CODE, str(code).encode()),
-            (t.H_SOURCE_TOPIC, message.topic.encode()),
-            (t.H_SOURCE_PARTITION, str(message.partition).encode()),
-            (t.H_SOURCE_OFFSET, str(message.offset).encode()),
-            (t.H_REJECTED_AT, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ").encode()),
+        """Forward the message to the rejected topic with why, every card number masked."""
+        texts = [
+            (t.H_REASON, one_line(reason)),
+            (t.H_ERROR_CODE, str(code)),
+            (t.H_SOURCE_TOPIC, message.topic),
+            (t.H_SOURCE_PARTITION, str(message.partition)),
+            (t.H_SOURCE_OFFSET, str(message.offset)),
+            (t.H_REJECTED_AT, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")),
         ]
-        if command_id:
-            headers.append((t.H_COMMAND_ID, command_id.encode()))
         if command_name:
-            headers.append((t.H_COMMAND, command_name.encode()))
+            texts.append((t.H_COMMAND, command_name))
+        masked_texts = [(name, mask_card_numbers(text)) for name, text in texts]
+        redacted = masked_texts != texts
+        headers = [(name, text[:1000].encode()) for name, text in masked_texts]
+        if command_id:  # exempt from the card-number rule: consumers match on it
+            headers.append((t.H_COMMAND_ID, command_id.encode()))
         value = message.value if message.value is not None or message.key else b""
-        self.producer.send(
-            self.config.rejected_topic, value=value, key=message.key, headers=headers
-        )
+        if value is not None:
+            value, masked = self.codec.redact(value)
+            redacted = redacted or masked
+        key = message.key
+        if key is not None:
+            key, masked = mask_card_numbers_in_bytes(key)
+            redacted = redacted or masked
+        if redacted:
+            headers.append((t.H_REDACTED, b"card_number"))
+        self.producer.send(self.config.rejected_topic, value=value, key=key, headers=headers)
 
     def close(self) -> None:
         try:
-            self.consumer.close(autocommit=False)
+            self.member.close()
         finally:
             self.producer.close()
 

@@ -6,6 +6,9 @@ later default change cannot weaken the relay's or the rejections' guarantees.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -22,9 +25,12 @@ from kafka import (  # noqa: E402
 )
 from kafka.errors import TopicAlreadyExistsError  # noqa: E402
 
+log = logging.getLogger(__name__)
+
 # Short enough that a killed worker's partitions move on within seconds, long enough for CI.
 SESSION_TIMEOUT_MS = 10_000
 HEARTBEAT_MS = 2_000
+CLOSE_TIMEOUT_MS = 5_000  # leaving a group we may no longer be in must not hang a worker
 
 
 def _bootstrap(config: Any) -> str:
@@ -67,8 +73,6 @@ def consumer(
 def wait_for_partitions(client: KafkaConsumer, topic: str, timeout_s: float = 30.0) -> None:
     """Load the topic's metadata before joining a group: a leader that has none assigns
     nothing ("No partition metadata") and the group sits idle until the next refresh."""
-    import time
-
     deadline = time.monotonic() + timeout_s
     while not client.partitions_for_topic(topic):
         if time.monotonic() > deadline:
@@ -111,15 +115,134 @@ def ensure_topics(config: Any) -> None:
         client.close()
 
 
-class SeekOnAssign(ConsumerRebalanceListener):
-    """On every assignment, seek each partition to where our own store says we stopped."""
+class _NoteAssigned(ConsumerRebalanceListener):
+    """Runs on kafka-python's I/O thread, the one that heartbeats: it only takes notes.
 
-    def __init__(self, seek: Callable[[TopicPartition], None]) -> None:
-        self.seek = seek
+    Seeking means asking our own store (a database) where we stopped; done here it would
+    hold up heartbeats and help strand the member (FACTS.md, "Found in review").
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._assigned: set[TopicPartition] = set()
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         """Nothing to hand over: positions live with the data they produced."""
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        for tp in assigned:
-            self.seek(tp)
+        with self._lock:
+            self._assigned.update(assigned)
+
+    def take(self) -> set[TopicPartition]:
+        """The partitions assigned since the last call."""
+        with self._lock:
+            taken, self._assigned = self._assigned, set()
+        return taken
+
+
+class GroupMember:
+    """A subscribed consumer that seeks from the poll loop and rejoins when it is stranded.
+
+    Every newly assigned partition is sought (`seek(tp)`: to the position our own store
+    holds) before any record of it is handed over; records polled for it before that seek
+    are dropped, the seek fetches them again. kafka-python 3.0.x can leave a member
+    stranded: its heartbeats stop, the broker expels it after the session timeout, and it
+    goes on believing it is in the group. When no heartbeat was answered for a session
+    timeout and kafka-python does not mean to rejoin, the member closes its consumer and
+    joins with a fresh one (one log line); the new assignment is sought like any other.
+    """
+
+    def __init__(
+        self,
+        make: Callable[[], KafkaConsumer],
+        topic: str,
+        seek: Callable[[TopicPartition], None],
+        name: str,
+    ) -> None:
+        self._make = make
+        self.topic = topic
+        self._seek = seek
+        self.name = name
+        self.rejoins = 0
+        self.consumer = self._join()
+
+    def _join(self) -> KafkaConsumer:
+        client = self._make()
+        try:
+            _check_internals(client)
+            wait_for_partitions(client, self.topic)
+            self._listener = _NoteAssigned()
+            self._ready: set[TopicPartition] = set()
+            client.subscribe([self.topic], listener=self._listener)
+        except BaseException:
+            client.close(autocommit=False, timeout_ms=CLOSE_TIMEOUT_MS)
+            raise
+        return client
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
+        """Records of sought partitions only; newly assigned partitions are sought here."""
+        silent = self.stranded_for()
+        if silent is not None:
+            self.rejoin(silent)
+        batches = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        fresh = self._listener.take()
+        assigned = set(self.consumer.assignment() or ())
+        ready = (self._ready - fresh) & assigned
+        kept = {tp: records for tp, records in batches.items() if tp in ready}
+        self._ready = ready
+        for tp in sorted(fresh & assigned, key=lambda tp: tp.partition):
+            self._seek(tp)
+            ready = ready | {tp}
+            self._ready = ready
+        return kept
+
+    @property
+    def sought(self) -> frozenset[TopicPartition]:
+        """The assigned partitions already sought to our stored positions (being consumed)."""
+        return frozenset(self._ready)
+
+    def stranded_for(self) -> float | None:
+        """Seconds without an answered heartbeat, if the broker must have expelled us and
+        kafka-python does not know it; None while the membership is sound or being mended.
+        """
+        coordinator = self.consumer._coordinator
+        if coordinator.need_rejoin():  # kafka-python (re)joins on this very poll
+            return None
+        beat = coordinator.heartbeat
+        silent = time.monotonic() - max(beat.last_receive, beat.last_reset)
+        return silent if silent > SESSION_TIMEOUT_MS / 1000 else None
+
+    def rejoin(self, silent: float) -> None:
+        """Leave what is left of the old membership and join again with a fresh consumer."""
+        log.warning(
+            "%s: no heartbeat answered for %.0f s, so the broker dropped this member of"
+            " group %s; rejoining with a fresh consumer",
+            self.name,
+            silent,
+            self.consumer.config["group_id"],
+        )
+        try:
+            self.consumer.close(autocommit=False, timeout_ms=CLOSE_TIMEOUT_MS)
+        except Exception as exc:  # the old membership is gone either way
+            log.info("%s: closing the stranded consumer failed (harmless): %s", self.name, exc)
+        self.consumer = self._join()
+        self.rejoins += 1
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
+
+
+def _check_internals(client: KafkaConsumer) -> None:
+    """Stranding is detected through kafka-python's coordinator: fail at start, not later,
+    if an upgrade moved what we read (pyproject pins the tested range)."""
+    coordinator = getattr(client, "_coordinator", None)
+    beat = getattr(coordinator, "heartbeat", None)
+    if not (
+        callable(getattr(coordinator, "need_rejoin", None))
+        and hasattr(beat, "last_receive")
+        and hasattr(beat, "last_reset")
+    ):
+        raise RuntimeError(
+            "this kafka-python has no coordinator.heartbeat/need_rejoin: install the version"
+            " pyproject.toml pins"
+        )

@@ -4,6 +4,11 @@ A batch's rows, the partition's next offset (projection_positions, source
 `<topic>:<partition>`) and each aggregate's last applied version commit in one read-DB
 transaction. The relay publishes at least once, so an event whose version is not above
 the stored one for its aggregate is a duplicate and is skipped.
+
+A projection that raises on an event (a bug: the ledger accepted it) stops on that
+partition alone: the fault is recorded (`projection_faults`, at the Kafka offset), the
+partition stays paused, also after a restart, until `rebuild_from_store` clears it, and
+the other partitions go on. A busy or lost read DB is not the event's fault: it raises.
 """
 
 from __future__ import annotations
@@ -12,12 +17,21 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from kafka import TopicPartition
 
 from consumers import kafka as k
-from projections.base import Projection, get_positions, set_position
+from domain.pci import mask_card_numbers
+from projections.base import (
+    Projection,
+    get_faults,
+    get_positions,
+    record_fault,
+    set_position,
+    ts,
+)
 from projections.db import ReadDB
 from schemas import topics as t
 from schemas.codec import DecodeError, EventCodec
@@ -39,6 +53,12 @@ def group_id(config: Any, projection: Projection) -> str:
     return f"{config.group_prefix}-projection-{projection.name}"
 
 
+def reason(exc: BaseException) -> str:
+    """Why a projection failed, as one line, card numbers masked (it may quote event data)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return mask_card_numbers(text)[:500]
+
+
 class ProjectionWorker:
     """Feeds one projection from the events topic into its own read-DB connection."""
 
@@ -57,20 +77,34 @@ class ProjectionWorker:
         with setup_lock(config):
             projection.create(self.db)
             self.db.script([VERSIONS_DDL])
-        self.consumer = k.consumer(
-            config,
-            group_id(config, projection),
-            client_id=f"subledger-projection-{projection.name}",
+        client_id = f"subledger-projection-{projection.name}"
+        self.member = k.GroupMember(
+            lambda: k.consumer(config, group_id(config, projection), client_id=client_id),
+            self.topic,
+            self.seek,
+            name=client_id,
         )
-        k.wait_for_partitions(self.consumer, self.topic)
-        self.consumer.subscribe([self.topic], listener=k.SeekOnAssign(self.seek))
         self.applied = 0
+
+    @property
+    def consumer(self) -> Any:
+        """The current Kafka consumer (a fresh one after the member had to rejoin)."""
+        return self.member.consumer
 
     def stored(self, partition: int) -> int | None:
         """The next offset to read for `partition`, per the read DB."""
         return get_positions(self.db, self.projection.name).get(source(self.topic, partition))
 
+    def stuck(self) -> set[str]:
+        """The sources (`<topic>:<partition>`) this projection is stuck on."""
+        return {f["source"] for f in get_faults(self.db, self.projection.name)}
+
     def seek(self, tp: TopicPartition) -> None:
+        """From the poll loop, on assignment: to the stored offset, or paused if stuck there."""
+        if source(self.topic, tp.partition) in self.stuck():
+            self.consumer.pause(tp)  # until a rebuild clears the fault
+            log.warning("projection %s stays stopped on %s (rebuild it)", self.projection.name, tp)
+            return
         offset = self.stored(tp.partition)
         if offset is None:
             self.consumer.seek_to_beginning(tp)
@@ -85,48 +119,97 @@ class ProjectionWorker:
             self.close()
 
     def poll_once(self) -> int:
-        batches = self.consumer.poll(timeout_ms=self.poll_ms, max_records=self.max_records)
+        batches = self.member.poll(self.poll_ms, self.max_records)
         return sum(self.handle(tp, messages) for tp, messages in batches.items())
 
     def handle(self, tp: TopicPartition, messages: Sequence[Any]) -> int:
+        """Apply one partition's batch in one read-DB transaction; returns messages consumed.
+
+        A projection that raises on an event is a bug (the ledger accepted that event): the
+        events before it are kept, the fault is recorded at its offset, and the partition is
+        paused until a rebuild; the other partitions go on. A busy or lost database raises
+        and changes nothing (the worker fails loudly).
+        """
         name = self.projection.name
+        where = source(self.topic, tp.partition)
+        fault: dict[str, Any] | None = None
         with self.db.transaction():
+            # two members may briefly both hold a partition (a rebalance, a stranded member):
+            # the second waits here, then reads the position the first one moved on
+            self.db.serialise(f"{name}:{where}")
             nxt = self.stored(tp.partition)
             if nxt is not None:
                 messages = [m for m in messages if m.offset >= nxt]
             if not messages:
                 return 0
-            records = []
-            for m in messages:
+            todo = self._decode(tp, messages)
+            stored = self._versions({r.aggregate_id for _offset, r in todo})
+            while True:
+                done = [0]
                 try:
-                    record = self.codec.decode(m.value)
-                except DecodeError as exc:  # not ours to judge; never block the partition
-                    log.error("skipping undecodable event at %s@%s: %s", tp, m.offset, exc)
-                    continue
-                notification = dict(m.headers or []).get(t.H_NOTIFICATION_ID)
-                records.append(
-                    dataclasses.replace(
-                        record, position=int(notification) if notification else m.offset
-                    )
-                )
-            versions = self._versions({r.aggregate_id for r in records})
-            applied = 0
-            for record in records:
-                if record.version <= versions.get(record.aggregate_id, 0):
-                    continue  # a duplicate from the relay
-                self.projection.apply(self.db, record)
-                versions[record.aggregate_id] = record.version
-                applied += 1
-            touched = {r.aggregate_id for r in records}
+                    with self.db.savepoint():  # only the projection's own writes inside
+                        applied, versions = self._apply(todo, dict(stored), done)
+                    break
+                except Exception as exc:
+                    if self.db.is_transient(exc) or done[0] >= len(todo):
+                        raise
+                    offset, record = todo[done[0]]
+                    fault = {"offset": offset, "event": record.name, "reason": reason(exc)}
+                    todo = todo[: done[0]]  # those before it applied fine: keep them
             self.db.executemany(
                 "INSERT INTO projection_versions (projection, aggregate_id, version)"
                 " VALUES (?, ?, ?) ON CONFLICT (projection, aggregate_id)"
                 " DO UPDATE SET version = excluded.version",
-                [(name, a, versions[a]) for a in touched if a in versions],
+                [(name, a, v) for a, v in versions.items()],
             )
-            set_position(self.db, name, source(self.topic, tp.partition), messages[-1].offset + 1)
+            end = fault["offset"] if fault else messages[-1].offset + 1
+            set_position(self.db, name, where, end)
+            if fault:
+                at = ts(datetime.now(UTC)) or ""
+                offset, event = fault["offset"], fault["event"]
+                record_fault(self.db, name, where, offset, event, fault["reason"], at)
         self.applied += applied
-        return len(messages)
+        if fault is None:
+            return len(messages)
+        self.consumer.pause(tp)
+        log.error(
+            "projection %s stopped on %s offset %s (%s): %s",
+            name,
+            where,
+            fault["offset"],
+            fault["event"],
+            fault["reason"],
+        )
+        return sum(1 for m in messages if m.offset < fault["offset"])
+
+    def _decode(self, tp: TopicPartition, messages: Sequence[Any]) -> list[tuple[int, Any]]:
+        """(offset, EventRecord) of each message that decodes; the others are logged."""
+        records = []
+        for m in messages:
+            try:
+                record = self.codec.decode(m.value)
+            except DecodeError as exc:  # not ours to judge; never block the partition
+                log.error("skipping undecodable event at %s@%s: %s", tp, m.offset, exc)
+                continue
+            notification = dict(m.headers or []).get(t.H_NOTIFICATION_ID)
+            position = int(notification) if notification else m.offset
+            records.append((m.offset, dataclasses.replace(record, position=position)))
+        return records
+
+    def _apply(
+        self, todo: list[tuple[int, Any]], versions: dict[str, int], done: list[int]
+    ) -> tuple[int, dict[str, int]]:
+        """Apply each record not yet applied (by aggregate version); `done[0]` counts the
+        records handled so far, so a failure names its record. Returns (applied, versions)."""
+        touched: dict[str, int] = {}
+        applied = 0
+        for _offset, record in todo:
+            if record.version > versions.get(record.aggregate_id, 0):  # else a relay duplicate
+                self.projection.apply(self.db, record)
+                versions[record.aggregate_id] = touched[record.aggregate_id] = record.version
+                applied += 1
+            done[0] += 1
+        return applied, touched
 
     def _versions(self, aggregate_ids: set[str]) -> dict[str, int]:
         found: dict[str, int] = {}
@@ -144,7 +227,7 @@ class ProjectionWorker:
 
     def close(self) -> None:
         try:
-            self.consumer.close(autocommit=False)
+            self.member.close()
         finally:
             self.db.close()
 
@@ -173,7 +256,8 @@ def lag(config: Any, projections: Sequence[Projection], db: ReadDB) -> list[dict
 def status(
     config: Any, ledger: Any, projections: Sequence[Projection], db: ReadDB
 ) -> dict[str, Any]:
-    """The event store's head, the relay's position, and each projection's lag."""
+    """The event store's head, the relay's position, each projection's lag, and the
+    sources a projection is stuck on ("stuck": projection, source, position, event, reason)."""
     from consumers.relay import relay_position
 
     head = ledger.recorder.max_notification_id() or 0
@@ -181,6 +265,7 @@ def status(
         "head": head,
         "relay": relay_position(config),
         "partitions": lag(config, projections, db),
+        "stuck": [fault for p in projections for fault in get_faults(db, p.name)],
     }
 
 
@@ -243,9 +328,22 @@ def rebuild_from_store(
         db.execute(VERSIONS_DDL)
         db.execute("DELETE FROM projection_versions WHERE projection = ?", (projection.name,))
         db.execute("DELETE FROM projection_positions WHERE projection = ?", (versions.name,))
-    applied = LogFeeder(ledger, db, [projection, versions]).catch_up(progress)
+    feeder = LogFeeder(ledger, db, [projection, versions])
+    applied = feeder.catch_up(progress)
+    fault = feeder.faults().get(projection.name)
     with db.transaction():
         db.execute("DELETE FROM projection_positions WHERE projection = ?", (versions.name,))
         for tp, end in ends.items():
-            set_position(db, projection.name, source(tp.topic, tp.partition), end)
+            where = source(tp.topic, tp.partition)
+            set_position(db, projection.name, where, end)
+            if fault is not None:  # incomplete: its workers must not resume past the gap
+                record_fault(
+                    db,
+                    projection.name,
+                    where,
+                    end,
+                    fault["event"],
+                    f"rebuild stopped at event {fault['position']}: {fault['reason']}",
+                    ts(datetime.now(UTC)) or "",
+                )
     return applied

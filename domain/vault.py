@@ -29,9 +29,7 @@ class SQLiteKeyStore:
 
     def __init__(self, path: str) -> None:
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            path, check_same_thread=False, isolation_level=None, timeout=30
-        )
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA secure_delete=ON")  # a shredded key is overwritten
         self._db.execute(

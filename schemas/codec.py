@@ -40,6 +40,11 @@ __all__ = [
 ]
 
 
+EXEMPT_FROM_CARD_RULE = frozenset({"command_id", "correlation_id"})
+"""Fields never masked nor refused as card numbers: machine ids, often numeric, pass the
+Luhn check one time in ten, and a masked id could no longer be matched to its command."""
+
+
 class DecodeError(ValueError):
     """Bytes that are not a valid message of this contract.
 
@@ -48,13 +53,22 @@ class DecodeError(ValueError):
     command breaks its own validation.
     """
 
-    def __init__(self, reason: str, code: str = "undecodable") -> None:
+    def __init__(
+        self,
+        reason: str,
+        code: str = "undecodable",
+        command_id: str | None = None,
+        command: str | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.code = code
+        self.command_id = command_id  # when the Avro decoded but the command refused it
+        self.command = command
 
-    def __reduce__(self) -> tuple[type[DecodeError], tuple[str, str]]:
-        return (type(self), (self.reason, self.code))  # keep `code` across processes
+    def __reduce__(self) -> tuple[type[DecodeError], tuple[Any, ...]]:
+        # keep `code` and the command's id across processes
+        return (type(self), (self.reason, self.code, self.command_id, self.command))
 
 
 class EncodeError(ValueError):
@@ -136,6 +150,18 @@ class _SingleObjectCodec:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise DecodeError(f"expected bytes, got {type(data).__name__}", "bad_header")
         data = bytes(data)
+        fp, writer, parsed_writer = self._frame(data)
+        reader = None if fp == self._current_fp[writer.fullname] else self._readers[writer.fullname]
+        return writer.fullname, self._body(data, fp, writer, parsed_writer, reader)
+
+    def _read_as_written(self, data: bytes) -> tuple[bytes, Any, dict[str, Any]]:
+        """(fingerprint, parsed writer schema, datum) with no resolution to the current
+        schema: what it takes to write the same message back under the same schema."""
+        fp, writer, parsed_writer = self._frame(data)
+        return fp, parsed_writer, self._body(data, fp, writer, parsed_writer, None)
+
+    def _frame(self, data: bytes) -> tuple[bytes, Any, Any]:
+        """The header's fingerprint and the shipped writer schema it names (as parsed)."""
         if len(data) < registry.HEADER_SIZE:
             raise DecodeError(
                 f"{len(data)} bytes is too short for Avro single-object encoding (10-byte header)",
@@ -155,7 +181,11 @@ class _SingleObjectCodec:
                 "unknown_schema",
             )
         writer, parsed_writer = found
-        reader = None if fp == self._current_fp[writer.fullname] else self._readers[writer.fullname]
+        return fp, writer, parsed_writer
+
+    def _body(
+        self, data: bytes, fp: bytes, writer: Any, parsed_writer: Any, reader: Any
+    ) -> dict[str, Any]:
         body = io.BytesIO(data[registry.HEADER_SIZE :])
         what = f"{writer.fullname} (writer {writer.version or 'current'}, {fp.hex()})"
         try:
@@ -167,7 +197,7 @@ class _SingleObjectCodec:
         rest = len(data) - registry.HEADER_SIZE - body.tell()
         if rest:
             raise DecodeError(f"{rest} trailing bytes after a {what} body")
-        return writer.fullname, datum  # type: ignore[return-value]
+        return datum  # type: ignore[return-value]
 
 
 class CommandCodec(_SingleObjectCodec):
@@ -195,6 +225,35 @@ class CommandCodec(_SingleObjectCodec):
             for name, cls in self._classes.items()
         }
 
+    def redact(self, data: bytes | bytearray | memoryview) -> tuple[bytes, bool]:
+        """The message with every card number masked (last four digits kept), and whether
+        anything was: what may go to the rejected topic, which must never carry one.
+
+        A message that decodes as Avro under any shipped writer schema is masked string by
+        string (map keys too) and written back under the same schema and fingerprint, so it
+        still decodes; `command_id` and `correlation_id` are exempt (numeric ids pass the
+        Luhn check one time in ten). Judged at the Avro level, not the command's: a datum
+        its own dataclass refuses is still masked and still decodes. Other bytes are masked
+        in place, their length kept.
+        """
+        from domain.pci import mask_card_numbers_in_bytes, mask_value
+
+        raw = bytes(data)
+        try:
+            fp, parsed, datum = self._read_as_written(raw)
+        except DecodeError:
+            return mask_card_numbers_in_bytes(raw)
+        masked = mask_value(datum, EXEMPT_FROM_CARD_RULE)
+        if masked == datum:
+            return raw, False
+        out = io.BytesIO()
+        out.write(registry.header(fp))
+        try:
+            schemaless_writer(out, parsed, masked, disable_tuple_notation=True)
+        except (ValueError, TypeError, AttributeError):  # a masked value its schema refuses
+            return mask_card_numbers_in_bytes(raw)[0], True
+        return out.getvalue(), True
+
     def encode(self, command: Any) -> bytes:
         if command is None:
             raise TypeError("CommandCodec.encode(None): there is no command to encode")
@@ -213,8 +272,14 @@ class CommandCodec(_SingleObjectCodec):
                 datum[name] = tuple(datum[name])
         try:
             return cls(**datum)
-        except LedgerError as exc:
-            raise DecodeError(f"{fullname}: {exc}", exc.code) from exc
+        except LedgerError as exc:  # its id still names it, so a waiting sender hears of it
+            command_id = datum.get("command_id")
+            raise DecodeError(
+                f"{fullname}: {exc}",
+                exc.code,
+                command_id if isinstance(command_id, str) and command_id else None,
+                cls.__name__,
+            ) from exc
         except TypeError as exc:
             raise DecodeError(f"{fullname} does not fit {cls.__name__}: {exc}") from exc
 

@@ -11,7 +11,9 @@ COMMANDS = "subledger.commands"
 
 REJECTED = "subledger.commands.rejected"
 """Commands that could not be decoded or broke a rule: key and value are the original
-message's, byte for byte; the headers below say why."""
+message's with every card number masked (last four digits kept; a value that decodes as
+Avro is written back under the same writer schema, so it still decodes); the headers
+below say why, and `H_REDACTED` that something was masked."""
 
 EVENTS = "subledger.events"
 """Events out (key: aggregate id, value: Avro single-object event)."""
@@ -25,6 +27,7 @@ H_SOURCE_TOPIC = "subledger.source_topic"
 H_SOURCE_PARTITION = "subledger.source_partition"  # decimal
 H_SOURCE_OFFSET = "subledger.source_offset"  # decimal
 H_REJECTED_AT = "subledger.rejected_at"  # ISO 8601 UTC wall-clock time of the rejection
+H_REDACTED = "subledger.redacted"  # "card_number" when card numbers were masked; else absent
 
 # Headers on subledger.events.
 H_EVENT = "subledger.event"  # e.g. "Subscription.Renewed": filter without decoding
@@ -39,4 +42,5 @@ REJECTED_HEADERS = (
     H_SOURCE_PARTITION,
     H_SOURCE_OFFSET,
     H_REJECTED_AT,
+    H_REDACTED,
 )

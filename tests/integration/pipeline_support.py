@@ -169,3 +169,51 @@ def events_per_command(ledger: Any) -> dict[tuple[str, str], int]:
             event = ledger.mapper.to_domain_event(n)
             counts[event.meta.get("command_id", ""), type(event).__qualname__] += 1
         start = batch[-1].id
+
+
+def group_view(config: Config, group: str) -> tuple[str, list[tuple[str, list[int]]]]:
+    """The broker's view of `group`: its state and each member's (client id, partitions)."""
+    admin = k.admin(config)
+    try:
+        described = admin.describe_groups([group])[group]
+    finally:
+        admin.close()
+    members = []
+    for member in described["members"]:
+        assignment = member.get("member_assignment") or {}
+        parts = [
+            p for topic in assignment.get("assigned_partitions") or [] for p in topic["partitions"]
+        ]
+        members.append((member["client_id"], sorted(parts)))
+    return described["group_state"], sorted(members)
+
+
+def wait_stable_group(
+    config: Config, group: str, workers: dict[str, Any], timeout: float = 90.0
+) -> dict[str, list[int]]:
+    """Until the broker reports `group` Stable with exactly these members (by client id),
+    each holding partitions, and each in-process worker consumes what the broker gave it.
+
+    `workers` maps a client id to its worker (`.member.sought`), or to None for a member
+    in another process. Returns each member's partitions.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        state, members = group_view(config, group)
+        view = dict(members)
+        if (
+            state == "Stable"
+            and len(members) == len(workers)
+            and set(view) == set(workers)
+            and all(view.values())
+            and all(
+                worker is None or {tp.partition for tp in worker.member.sought} == set(view[cid])
+                for cid, worker in workers.items()
+            )
+        ):
+            return view
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"group {group} not stable with {sorted(workers)}: {state} {members}"
+            )
+        time.sleep(0.2)

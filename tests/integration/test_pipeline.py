@@ -19,6 +19,7 @@ from pipeline_support import (
     events_per_command,
     make_config,
     wait_projected,
+    wait_stable_group,
 )
 
 from bootstrap import Config, Runtime
@@ -27,6 +28,7 @@ from domain.bookkeeping import CommandReceipt
 from domain.identity import receipt_uuid
 from domain.simulation import Simulation
 from projections import reports
+from projections.base import Projection, get_faults, get_positions
 from schemas import topics
 from schemas.codec import CommandCodec
 
@@ -201,16 +203,20 @@ def test_two_command_workers_share_partitions_and_apply_each_command_once(config
     ensure_topics(config)
     stop = threading.Event()
     runtimes = [Runtime(config), Runtime(config)]
-    workers = [CommandWorker(config, rt.ledger, poll_ms=200) for rt in runtimes]
-    threads = [threading.Thread(target=w.run, args=(stop,), daemon=True) for w in workers]
+    workers = {
+        f"pytest-worker-{i}": CommandWorker(
+            config, rt.ledger, poll_ms=200, client_id=f"pytest-worker-{i}"
+        )
+        for i, rt in enumerate(runtimes)
+    }
+    threads = [threading.Thread(target=w.run, args=(stop,), daemon=True) for w in workers.values()]
     for t in threads:
         t.start()
     upstream = Upstream(config)
     try:
-        deadline = time.monotonic() + 60
-        while not all(w.consumer.assignment() for w in workers):
-            assert time.monotonic() < deadline, "the group never gave both workers partitions"
-            time.sleep(0.2)
+        # the broker's word that both are members, each consuming its own partitions
+        shares = wait_stable_group(config, f"{config.group_prefix}-ledger", workers)
+        assert sorted(p for parts in shares.values() for p in parts) == [0, 1, 2]
         commands = [
             c.RegisterCustomer(
                 command_id=f"reg-{i}",
@@ -232,7 +238,10 @@ def test_two_command_workers_share_partitions_and_apply_each_command_once(config
         for i in range(200):  # one effect each, the repeats included
             assert counts[f"reg-{i}", "Customer.Registered"] == 1
             assert counts[f"reg-{i}", "CommandReceipt.Applied"] == 1
-        assert all(w.applied > 0 for w in workers), [w.applied for w in workers]
+        assert set(counts.values()) == {1}  # no event recorded twice
+        # every message handled once, and each member handled its share
+        assert sum(w.applied for w in workers.values()) == 220
+        assert all(w.applied > 0 for w in workers.values()), [w.applied for w in workers.values()]
     finally:
         stop.set()
         for t in threads:
@@ -395,3 +404,146 @@ def test_the_wall_clock_scheduler_advances_the_ledger_to_the_current_minute(conf
     finally:
         stop.set()
         thread.join(60)
+
+
+class Fragile(Projection):
+    """A read model with a bug: its handler for Subscription.Subscribed always raises."""
+
+    name = "pytest_fragile"
+    tables = {
+        "pytest_fragile": "CREATE TABLE IF NOT EXISTS pytest_fragile ("
+        " position BIGINT PRIMARY KEY, event TEXT NOT NULL, aggregate_id TEXT NOT NULL)"
+    }
+
+    def apply(self, db, record) -> None:
+        if record.name == "Subscription.Subscribed":
+            raise KeyError("trial_days")  # the bug
+        db.execute(
+            "INSERT INTO pytest_fragile (position, event, aggregate_id) VALUES (?, ?, ?)",
+            (record.position, record.name, record.aggregate_id),
+        )
+
+
+def test_a_projection_that_fails_on_an_event_stops_that_partition_only_and_says_where(
+    config,
+) -> None:
+    from consumers.kafka import ensure_topics
+    from consumers.projector import ProjectionWorker, source, status
+
+    ensure_topics(config)
+    plan = c.DefinePlan(command_id="plan", at=at(), plan_id="basic", name="Basic", currency="USD",
+                        pricing={"model": "flat", "amount": 1000, "tiers": []})  # fmt: skip
+    registered = [
+        c.RegisterCustomer(command_id=f"reg-{i}", at=at(), customer_id=f"cus-{i}", name="C",
+                           email=f"c{i}@example.com", payment_token="tok_visa")
+        for i in range(12)
+    ]  # fmt: skip
+    boom = c.Subscribe(command_id="sub-boom", at=at(2), customer_id="cus-0", plan_id="basic",
+                       subscription_id="boom")  # fmt: skip
+    cancel = c.Cancel(command_id="cancel-boom", at=at(2), subscription_id="boom", immediately=True)
+    later = [
+        c.RegisterCustomer(command_id=f"late-{i}", at=at(3), customer_id=f"late-{i}", name="L",
+                           email=f"l{i}@example.com", payment_token="tok_visa")
+        for i in range(12)
+    ]  # fmt: skip
+    fragile = Fragile()
+    stop = threading.Event()
+    with Runtime(config) as runtime:
+        runtime.ledger.execute_batch([plan, *registered, boom, cancel])
+        served = Served(config, ["relay"])
+        try:
+            head = runtime.ledger.recorder.max_notification_id()
+            messages = consume_all(config, config.events_topic, want=head, timeout=60)
+            assert len(messages) == head
+            failing = next(
+                m for m in messages
+                if dict(m.headers)[topics.H_EVENT] == b"Subscription.Subscribed"
+            )  # fmt: skip
+            stuck_at = source(config.events_topic, failing.partition)
+            same = [m for m in messages if m.partition == failing.partition]
+            assert any(m.offset > failing.offset for m in same)  # events after it wait
+            assert {m.partition for m in messages} == {0, 1, 2}  # the others go on
+            worker = ProjectionWorker(config, fragile, poll_ms=200)
+            thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+            thread.start()
+            try:
+                db = worker.db
+                deadline = time.monotonic() + 60
+                while not get_faults(db, fragile.name) or lagging(config, db, failing):
+                    assert thread.is_alive(), "the worker died on the projection's bug"
+                    assert time.monotonic() < deadline, (
+                        "the fault or the other partitions never came"
+                    )
+                    time.sleep(0.2)
+                [fault] = get_faults(db, fragile.name)
+                assert (fault["source"], fault["position"]) == (stuck_at, failing.offset)
+                assert fault["event"] == "Subscription.Subscribed"
+                assert "trial_days" in fault["reason"] and "\n" not in fault["reason"]
+                # the events before it on its partition, and every other partition's, applied
+                assert applied_positions(db) == expected_positions(messages, failing)
+                assert get_positions(db, fragile.name)[stuck_at] == failing.offset
+                assert thread.is_alive()
+                assert any(tp.partition == failing.partition for tp in worker.consumer.paused())
+                assert status(config, runtime.ledger, [fragile], db)["stuck"] == [fault]
+
+                # the worker keeps serving the other partitions; the stuck one stays stopped
+                before = expected_positions(messages, failing)
+                runtime.ledger.execute_batch(later)
+                head = runtime.ledger.recorder.max_notification_id()
+                messages = consume_all(config, config.events_topic, want=head, timeout=60)
+                deadline = time.monotonic() + 60
+                while applied_positions(db) != expected_positions(messages, failing):
+                    assert time.monotonic() < deadline, "later events on other partitions"
+                    time.sleep(0.2)
+                assert applied_positions(db) > before  # later events were applied
+            finally:
+                stop.set()
+                thread.join(30)
+            assert not thread.is_alive()
+
+            # a new worker (a restart) leaves the stuck partition where it stopped
+            stop = threading.Event()
+            worker = ProjectionWorker(config, fragile, poll_ms=200)
+            try:
+                deadline = time.monotonic() + 60
+                while not any(tp.partition == failing.partition for tp in worker.consumer.paused()):
+                    worker.poll_once()
+                    assert time.monotonic() < deadline, "the stuck partition was not paused"
+                for _ in range(5):
+                    worker.poll_once()
+                db = worker.db
+                assert applied_positions(db) == expected_positions(messages, failing)
+                assert [f["position"] for f in get_faults(db, fragile.name)] == [failing.offset]
+            finally:
+                worker.close()
+        finally:
+            served.close()
+
+
+def applied_positions(db) -> set[int]:
+    return {int(r["position"]) for r in db.query("SELECT position FROM pytest_fragile")}
+
+
+def expected_positions(messages, failing) -> set[int]:
+    """Notification ids Fragile stores: all but Subscribed, and none on the failing
+    partition from the failing offset on."""
+    return {
+        int(dict(m.headers)[topics.H_NOTIFICATION_ID])
+        for m in messages
+        if dict(m.headers)[topics.H_EVENT] != b"Subscription.Subscribed"
+        and (m.partition != failing.partition or m.offset < failing.offset)
+    }
+
+
+def lagging(config, db, failing) -> bool:
+    """Whether a partition other than the failing one is behind its end offset."""
+    from consumers.kafka import end_offsets
+    from consumers.projector import source
+
+    stored = get_positions(db, Fragile.name)
+    ends = end_offsets(config, config.events_topic, "pytest-lag")
+    return any(
+        stored.get(source(tp.topic, tp.partition), 0) < end
+        for tp, end in ends.items()
+        if tp.partition != failing.partition
+    )

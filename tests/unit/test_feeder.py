@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -309,10 +310,12 @@ def test_feeders_on_one_read_db_take_turns_and_apply_each_event_once(
 
 
 def test_a_busy_read_db_after_a_recorded_command_is_a_warning_not_a_failure(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import cli
 
+    for name in [n for n in os.environ if n.startswith("SUBLEDGER_")]:
+        monkeypatch.delenv(name)  # the embedded default, whatever services ./dev test set up
     app = cli.App(str(tmp_path / "book"))
     try:
         runtime = app.runtime
