@@ -1,7 +1,8 @@
 """Kafka keys: which partition a message lands in, hence what is ordered with what.
 
-Per-aggregate order is the rule (DESIGN.md rule 6): every message about one thing carries
-the same key, so it lands in one partition and is handled in the order it was produced.
+Per-customer order is the rule: every message about one customer (or, for the catalog and
+the ledger's own books, about one thing) carries the same key, so it lands in one partition
+and is handled in the order it was produced.
 """
 
 from __future__ import annotations

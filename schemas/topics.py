@@ -16,7 +16,8 @@ Avro is written back under the same writer schema, so it still decodes); the hea
 below say why, and `H_REDACTED` that something was masked."""
 
 EVENTS = "subledger.events"
-"""Events out (key: aggregate id, value: Avro single-object event)."""
+"""Events out (key: `schemas.keys.event_key`: the customer id for customer and subscription
+events, else the aggregate id; value: Avro single-object event)."""
 
 # Headers on subledger.commands.rejected (values UTF-8 text).
 H_REASON = "subledger.reason"  # human-readable reason
