@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from domain.cards import mask_card_numbers
+
 
 class LedgerError(Exception):
     """Base of every rule the ledger refuses to break; `code` is stable for machines.
@@ -13,8 +15,6 @@ class LedgerError(Exception):
     code = "ledger_error"
 
     def __init__(self, message: str = "") -> None:
-        from domain.pci import mask_card_numbers  # pci raises CardNumberRefused from here
-
         super().__init__(mask_card_numbers(" ".join(str(message).split())))
 
 

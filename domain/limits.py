@@ -17,6 +17,7 @@ from __future__ import annotations
 import unicodedata
 from datetime import UTC, datetime
 
+from domain.cards import safe_repr
 from domain.errors import InvalidAmount, InvalidInput
 
 INT64_MAX = 2**63 - 1
@@ -37,8 +38,6 @@ MAX_PREFERENCES = 50
 
 def quote(value: object, limit: int = 40) -> str:
     """A value for an error message: short, one line, never a card number."""
-    from domain.pci import safe_repr
-
     text = safe_repr(value)
     return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-1]}"
 
@@ -74,12 +73,13 @@ _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\
 
 
 def has_control(text: str, *, format_chars: bool = True) -> bool:
-    """Control characters (C0, DEL, C1) and bidi overrides; with `format_chars`, every
-    Unicode format character too (zero-width joiners have no place in an identifier, but
-    a Persian name needs its zero-width non-joiner)."""
+    """Control characters (C0, DEL, C1), bidi overrides and lone surrogates (no text can
+    hold one: it cannot be encoded); with `format_chars`, every Unicode format character
+    too (zero-width joiners have no place in an identifier, but a Persian name needs its
+    zero-width non-joiner)."""
     for ch in text:
         category = unicodedata.category(ch)
-        if category == "Cc" or ch in _BIDI or (format_chars and category == "Cf"):
+        if category in ("Cc", "Cs") or ch in _BIDI or (format_chars and category == "Cf"):
             return True
     return False
 

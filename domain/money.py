@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-from domain.errors import CurrencyMismatch, InvalidAmount, InvalidInput, UnknownCurrency
+from domain.errors import InvalidAmount, InvalidInput, UnknownCurrency
 from domain.limits import quote
 
 CURRENCY_EXPONENTS: dict[str, int] = {
@@ -50,7 +50,7 @@ def _require_int(value: object, what: str, error: type[InvalidInput] = InvalidIn
 
 @dataclass(frozen=True, slots=True)
 class Money:
-    """An amount in minor units tied to its currency, so currencies can never be mixed."""
+    """An amount in minor units tied to its currency, checked on creation; printed with both."""
 
     amount: int
     currency: str
@@ -58,54 +58,6 @@ class Money:
     def __post_init__(self) -> None:
         _require_int(self.amount, "amount", InvalidAmount)
         exponent(self.currency)
-
-    @classmethod
-    def zero(cls, currency: str) -> Money:
-        """The additive identity of a currency, the start of every sum."""
-        return cls(0, currency)
-
-    def _same(self, other: Money) -> None:
-        if self.currency != other.currency:
-            raise CurrencyMismatch(f"cannot combine {self.currency} with {other.currency}")
-
-    def __add__(self, other: object) -> Money:
-        if not isinstance(other, Money):
-            return NotImplemented
-        self._same(other)
-        return Money(self.amount + other.amount, self.currency)
-
-    def __sub__(self, other: object) -> Money:
-        if not isinstance(other, Money):
-            return NotImplemented
-        self._same(other)
-        return Money(self.amount - other.amount, self.currency)
-
-    def __neg__(self) -> Money:
-        return Money(-self.amount, self.currency)
-
-    def __lt__(self, other: object) -> bool:
-        if not isinstance(other, Money):
-            return NotImplemented
-        self._same(other)
-        return self.amount < other.amount
-
-    def __le__(self, other: object) -> bool:
-        if not isinstance(other, Money):
-            return NotImplemented
-        self._same(other)
-        return self.amount <= other.amount
-
-    def __gt__(self, other: object) -> bool:
-        if not isinstance(other, Money):
-            return NotImplemented
-        self._same(other)
-        return self.amount > other.amount
-
-    def __ge__(self, other: object) -> bool:
-        if not isinstance(other, Money):
-            return NotImplemented
-        self._same(other)
-        return self.amount >= other.amount
 
     def __str__(self) -> str:
         return f"{self.currency} {format_amount(self.amount, self.currency)}"

@@ -124,29 +124,6 @@ def _shift(anchor: datetime, interval: Interval, n: int) -> datetime:
         raise InvalidInput(f"{n} x {interval} from {anchor.isoformat()} is out of range") from exc
 
 
-def period_bounds(anchor: datetime, interval: Interval, index: int) -> tuple[datetime, datetime]:
-    """Start and end of the index-th period; ends are exclusive and equal the next start."""
-    return add_interval(anchor, interval, index), add_interval(anchor, interval, index + 1)
-
-
-def period_index_at(anchor: datetime, interval: Interval, t: datetime) -> int:
-    """Which period contains t, estimated arithmetically then nudged, never walked from zero."""
-    require_utc(anchor, "anchor")
-    require_utc(t, "t")
-    if t < anchor:
-        raise InvalidInput(f"{t.isoformat()} is before the anchor {anchor.isoformat()}")
-    if interval.unit in _FIXED_DAYS:
-        return (t - anchor) // timedelta(days=_FIXED_DAYS[interval.unit] * interval.count)
-    months = (t.year - anchor.year) * 12 + (t.month - anchor.month)
-    k = max(0, months // (_MONTHS[interval.unit] * interval.count))
-    # The month-count estimate is off by at most one either way (day/time within the month).
-    while k > 0 and add_interval(anchor, interval, k) > t:
-        k -= 1
-    while add_interval(anchor, interval, k + 1) <= t:
-        k += 1
-    return k
-
-
 def next_anchor_day(start: datetime, anchor_day: int) -> datetime:
     """First midnight strictly after start on the anchor day (clamped), ending a calendar stub."""
     require_utc(start, "start")

@@ -1,71 +1,19 @@
 """Personal data encrypted with one key per customer, the keys held apart from the events.
 
-Erasure destroys the customer's key (crypto-shredding): the events stay, unreadable.
+Erasure destroys the customer's key (crypto-shredding): the events stay, unreadable. The
+keys live behind the KeyStore port (domain.ports); adapters/keystores.py implements it.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
-from typing import Protocol
 
 from eventsourcing.cipher import AESCipher
 from eventsourcing.utils import Environment
 
+from domain.ports import KeyStore
 
-class KeyStore(Protocol):
-    def get(self, customer_id: str) -> str | None: ...
-
-    def put_new(self, customer_id: str, key: str) -> str:
-        """Store `key` unless the customer already has one; return the key in force."""
-        ...
-
-    def delete(self, customer_id: str) -> bool: ...
-
-
-class SQLiteKeyStore:
-    """Keys in their own SQLite file, beside (never inside) the event store."""
-
-    def __init__(self, path: str) -> None:
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA secure_delete=ON")  # a shredded key is overwritten
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS customer_keys ("
-            "customer_id TEXT PRIMARY KEY, key TEXT NOT NULL)"
-        )
-
-    def get(self, customer_id: str) -> str | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT key FROM customer_keys WHERE customer_id = ?", (customer_id,)
-            ).fetchone()
-        return row[0] if row else None
-
-    def put_new(self, customer_id: str, key: str) -> str:
-        with self._lock:
-            self._db.execute(
-                "INSERT OR IGNORE INTO customer_keys (customer_id, key) VALUES (?, ?)",
-                (customer_id, key),
-            )
-            row = self._db.execute(
-                "SELECT key FROM customer_keys WHERE customer_id = ?", (customer_id,)
-            ).fetchone()
-        return row[0]
-
-    def delete(self, customer_id: str) -> bool:
-        with self._lock:
-            cur = self._db.execute(
-                "DELETE FROM customer_keys WHERE customer_id = ?", (customer_id,)
-            )
-            # the write-ahead log still holds the key until checkpointed and truncated
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return cur.rowcount > 0
-
-    def close(self) -> None:
-        self._db.close()
+__all__ = ["Vault"]
 
 
 class Vault:
@@ -97,5 +45,6 @@ class Vault:
         return json.loads(self._cipher(key).decrypt(bytes.fromhex(ciphertext)))
 
     def shred(self, customer_id: str) -> bool:
+        """Destroy the customer's key; cached ciphers go too, so none outlives it."""
         self._ciphers.clear()
         return self.keys.delete(customer_id)

@@ -66,13 +66,15 @@ def command_classes() -> dict[str, type]:
 
 
 def aggregate_classes() -> list[type]:
-    """Every LedgerAggregate subclass defined in any module of the `domain` package."""
+    """Every LedgerAggregate subclass defined in any module of the `domain` package and its
+    subpackages (each found once, in the module that defines it)."""
     import domain
     from domain.base import LedgerAggregate
 
     found: list[type] = []
-    for info in sorted(pkgutil.iter_modules(domain.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"domain.{info.name}")
+    infos = pkgutil.walk_packages(domain.__path__, prefix="domain.")
+    for info in sorted(infos, key=lambda m: m.name):
+        module = importlib.import_module(info.name)
         for obj in vars(module).values():
             if (
                 isinstance(obj, type)

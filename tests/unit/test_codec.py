@@ -273,13 +273,16 @@ class EverySubscription:
 
 def run_scenario() -> list[EventRecord]:
     """A year in the life of the ledger, touching every event type; returns its records."""
+    from adapters.gateway import SandboxGateway
+    from adapters.keystores import SQLiteKeyStore
     from domain.ledger import Ledger, LedgerSettings
-    from domain.vault import SQLiteKeyStore, Vault
+    from domain.vault import Vault
 
     schedule = EverySubscription()
     app = Ledger(
         env={"PERSISTENCE_MODULE": "eventsourcing.popo"},
         vault=Vault(SQLiteKeyStore(":memory:")),
+        gateway=SandboxGateway(),
         schedule=schedule,
         settings=LedgerSettings(remind_all_plans=True),
     )

@@ -16,7 +16,8 @@ from domain import commands as c
 from domain import limits
 from domain.errors import CurrencyMismatch, InvalidInput, LedgerError
 from domain.pricing import Pricing, price_for
-from domain.subscription import mrr_of
+from domain.subscription.mrr import mrr_of
+from domain.subscription.status import Status
 
 PER_SEAT = {"model": "per_unit", "amount": 1000, "tiers": []}
 T0 = T(2025, 1, 1)
@@ -126,7 +127,7 @@ def test_the_largest_accepted_inputs_stay_inside_64_bits() -> None:
     ):
         period = price_for(pricing, limits.MAX_QUANTITY)
         mrr = mrr_of(
-            status="active",
+            status=Status.ACTIVE,
             pricing=pricing,
             quantity=limits.MAX_QUANTITY,
             interval=Interval("day", 1),

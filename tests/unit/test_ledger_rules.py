@@ -236,6 +236,19 @@ def test_a_command_id_reused_for_another_request_is_refused(usd: Book) -> None:
     assert again == {**first, "duplicate": True}
 
 
+def test_a_command_published_with_its_customer_filled_in_is_the_same_request(
+    usd: Book,
+) -> None:
+    usd.subscribe("sub", "cus", "basic", T(2024, 1, 2))
+    direct = c.Pause(command_id="p-1", at=T(2024, 1, 5), subscription_id="sub")
+    keyed = c.Pause(
+        command_id="p-1", at=T(2024, 1, 5), subscription_id="sub", customer_id="cus"
+    ).implying("customer_id")
+    assert direct.request_digest() == keyed.request_digest()
+    assert usd.ledger.execute(direct)["duplicate"] is False
+    assert usd.ledger.execute(keyed)["duplicate"] is True
+
+
 def test_an_implied_field_is_not_part_of_the_request(usd: Book) -> None:
     """The CLI's default `at` (now) differs on a retry: the retry is still the same request."""
     first = c.RetirePlan(command_id="r-1", at=T(2024, 1, 5), plan_id="basic").implying("at")

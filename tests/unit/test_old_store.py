@@ -16,7 +16,7 @@ from ledger_support import T
 
 from bootstrap import Config, Runtime
 from domain import commands as c
-from domain.bookkeeping import CommandReceipt
+from domain.books.command_receipt import CommandReceipt
 from domain.errors import IdempotencyConflict
 from domain.identity import receipt_uuid
 from projections import reports

@@ -1,4 +1,4 @@
-"""Periods: calendar arithmetic from the anchor, clamped month ends, efficient lookups."""
+"""Periods: calendar arithmetic from the anchor, clamped month ends, proration stubs."""
 
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ from domain.periods import (
     add_interval,
     monthly_amount,
     next_anchor_day,
-    period_bounds,
-    period_index_at,
     seconds_between,
     subtract_interval,
 )
@@ -139,41 +137,6 @@ def test_subtract_interval_mirrors_add_interval_with_clamping() -> None:
         subtract_interval(utc(2024, 3, 1), MONTH, -1)
     with pytest.raises(InvalidInput):
         subtract_interval(utc(1, 1, 1), MONTH)
-
-
-def test_period_bounds_are_adjacent() -> None:
-    anchor = utc(2024, 1, 31)
-    assert period_bounds(anchor, MONTH, 1) == (utc(2024, 2, 29), utc(2024, 3, 31))
-    assert period_bounds(anchor, MONTH, 2)[0] == period_bounds(anchor, MONTH, 1)[1]
-
-
-def test_period_index_at_finds_the_period_hundreds_of_periods_out() -> None:
-    anchor = utc(2000, 1, 31, 12)
-    assert period_index_at(anchor, MONTH, anchor) == 0
-    assert period_index_at(anchor, MONTH, utc(2000, 2, 29, 11, 59, 59)) == 0
-    assert period_index_at(anchor, MONTH, utc(2000, 2, 29, 12)) == 1
-    assert period_index_at(anchor, MONTH, utc(2050, 3, 30, 12)) == 601  # Feb 28 2050 12:00 start
-    assert period_index_at(anchor, MONTH, utc(2050, 3, 31, 12)) == 602
-    t = utc(2040, 7, 4, 3)
-    for interval in (MONTH, YEAR, Interval("month", 7), Interval("day"), Interval("week", 3)):
-        k = period_index_at(anchor, interval, t)
-        start, end = period_bounds(anchor, interval, k)
-        assert start <= t < end
-
-
-def test_period_index_at_refuses_times_before_the_anchor() -> None:
-    with pytest.raises(InvalidInput):
-        period_index_at(utc(2024, 1, 1), MONTH, utc(2023, 12, 31))
-
-
-@given(_datetimes, _intervals, st.integers(0, 10**9))
-def test_period_index_at_brackets_any_later_time(
-    anchor: datetime, interval: Interval, offset_minutes: int
-) -> None:
-    t = anchor + timedelta(minutes=offset_minutes)
-    k = period_index_at(anchor, interval, t)
-    start, end = period_bounds(anchor, interval, k)
-    assert start <= t < end
 
 
 def test_calendar_anchor_day_stub_is_prorated_by_days() -> None:

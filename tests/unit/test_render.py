@@ -18,7 +18,7 @@ from ledger_support import Book, T, flat
 from bootstrap import Config
 from domain import commands as c
 from projections import reports
-from verbs import render
+from verbs import errors, reads, render
 
 HOSTILE = [
     "Pro [/bold] plan",
@@ -125,20 +125,20 @@ def test_control_characters_in_column_names_are_escaped(capsys) -> None:
 
 
 def test_an_empty_result_prints_its_header_in_csv(capsys) -> None:
-    render.show([], "csv", columns=render.INVOICE_COLUMNS)
-    assert capsys.readouterr().out == ",".join(render.INVOICE_COLUMNS) + "\n"
+    render.show([], "csv", columns=reads.INVOICE_COLUMNS)
+    assert capsys.readouterr().out == ",".join(reads.INVOICE_COLUMNS) + "\n"
 
 
 def test_an_empty_report_keyed_by_currency_prints_its_header_in_csv(capsys) -> None:
-    render.show({}, "csv", key="currency", columns=render.MRR_COLUMNS)
-    assert capsys.readouterr().out.splitlines() == [",".join(render.MRR_COLUMNS)]
+    render.show({}, "csv", key="currency", columns=reads.MRR_COLUMNS)
+    assert capsys.readouterr().out.splitlines() == [",".join(reads.MRR_COLUMNS)]
 
 
 def test_an_empty_result_is_a_table_with_its_columns_and_an_empty_json_list(capsys) -> None:
-    out = table(capsys, [], columns=render.PAYMENT_COLUMNS)
-    for column in render.PAYMENT_COLUMNS:
+    out = table(capsys, [], columns=reads.PAYMENT_COLUMNS)
+    for column in reads.PAYMENT_COLUMNS:
         assert column in out
-    assert json_of(capsys, [], columns=render.PAYMENT_COLUMNS)[1] == []
+    assert json_of(capsys, [], columns=reads.PAYMENT_COLUMNS)[1] == []
 
 
 def test_declared_columns_come_first_and_extra_keys_follow(capsys) -> None:
@@ -172,11 +172,11 @@ def test_csv_amounts_are_minor_units_and_the_table_formats_them(capsys) -> None:
 
 def test_a_report_keyed_by_currency_has_a_currency_column_and_formats_in_tables(capsys) -> None:
     figures = {"EUR": {"mrr": 5800, "arr": 69600, "paying_customers": 1, "arpu": 5800}}
-    assert csv_rows(capsys, figures, key="currency", columns=render.MRR_COLUMNS)[:2] == [
-        list(render.MRR_COLUMNS),
+    assert csv_rows(capsys, figures, key="currency", columns=reads.MRR_COLUMNS)[:2] == [
+        list(reads.MRR_COLUMNS),
         ["EUR", "5800", "69600", "1", "5800", ""],
     ]
-    out = table(capsys, figures, key="currency", columns=render.MRR_COLUMNS)
+    out = table(capsys, figures, key="currency", columns=reads.MRR_COLUMNS)
     assert "58.00" in out and "696.00" in out and "5800" not in out
 
 
@@ -200,33 +200,33 @@ def test_plan_rows_give_minor_units_or_pricing_json_to_csv_and_prices_to_tables(
          "pricing": {"model": "tiered", "amount": 0,
                      "tiers": [{"up_to": 10, "unit": 500}, {"up_to": None, "unit": 400}]}},
     ]  # fmt: skip
-    assert render.plan_rows(plans, "json") is plans
-    basic, seats = render.plan_rows(plans, "csv")
+    assert reads.plan_rows(plans, "json") is plans
+    basic, seats = reads.plan_rows(plans, "csv")
     assert (basic["price"], basic["model"], basic["currency"]) == (1000, "flat", "USD")
     assert json.loads(basic["features"]) == ["a,b", "sso"]  # a comma in a feature stays one
     assert json.loads(seats["price"]) == plans[1]["pricing"]
-    basic, seats = render.plan_rows(plans, "table")
+    basic, seats = reads.plan_rows(plans, "table")
     assert (basic["price"], seats["price"], basic["features"]) == (1000, "2 tiers", "a,b,sso")
 
 
 def test_plan_list_table_shows_the_price_for_people(capsys) -> None:
-    rows = render.plan_rows(
+    rows = reads.plan_rows(
         [{"plan_id": "basic", "currency": "USD", "features": [],
           "pricing": {"model": "flat", "amount": 1000, "tiers": []}}],
         "table",
     )  # fmt: skip
-    out = table(capsys, rows, columns=render.PLAN_COLUMNS)
+    out = table(capsys, rows, columns=reads.PLAN_COLUMNS)
     assert "10.00" in out and "1000" not in out
 
 
 def test_cohort_retention_is_a_ratio_in_csv_and_a_percent_in_tables(capsys) -> None:
     cohorts = [{"cohort": "2024-01", "customers": 2, "retention": [1.0, 0.5]}]
-    assert render.cohort_rows(cohorts, "json") is cohorts
-    assert csv_rows(capsys, render.cohort_rows(cohorts, "csv"), columns=render.COHORT_COLUMNS) == [
+    assert reads.cohort_rows(cohorts, "json") is cohorts
+    assert csv_rows(capsys, reads.cohort_rows(cohorts, "csv"), columns=reads.COHORT_COLUMNS) == [
         ["cohort", "customers", "m0", "m1"],
         ["2024-01", "2", "1.0", "0.5"],
     ]
-    out = table(capsys, render.cohort_rows(cohorts, "table"), columns=render.COHORT_COLUMNS)
+    out = table(capsys, reads.cohort_rows(cohorts, "table"), columns=reads.COHORT_COLUMNS)
     assert "100%" in out and "50%" in out
 
 
@@ -236,7 +236,7 @@ def test_revenue_rows_are_months_then_the_total_per_currency() -> None:
                 "months": {"2024-01": {"billed": 10, "tax": 1, "collected": 10},
                            "2024-02": {"billed": 20, "tax": 2, "collected": 10}}},
     }  # fmt: skip
-    rows = render.revenue_rows(revenue)
+    rows = reads.revenue_rows(revenue)
     assert [(r["currency"], r["month"], r["billed"]) for r in rows] == [
         ("USD", "2024-01", 10),
         ("USD", "2024-02", 20),
@@ -265,18 +265,18 @@ def test_the_declared_columns_cover_every_key_each_read_returns(book: Book) -> N
         return set().union(*(set(r) for r in rows))
 
     flat_keys = {"lines", "pricing", "retention"}  # nested: JSON only, or reshaped
-    assert keys(render.plan_rows(reports.plans(db), "csv")) <= set(render.PLAN_COLUMNS)
-    assert keys(reports.subscriptions(db)) <= set(render.SUBSCRIPTION_COLUMNS)
-    assert keys(reports.invoices(db)) - flat_keys <= set(render.INVOICE_COLUMNS)
-    assert keys(reports.payments(db)) <= set(render.PAYMENT_COLUMNS)
+    assert keys(reads.plan_rows(reports.plans(db), "csv")) <= set(reads.PLAN_COLUMNS)
+    assert keys(reports.subscriptions(db)) <= set(reads.SUBSCRIPTION_COLUMNS)
+    assert keys(reports.invoices(db)) - flat_keys <= set(reads.INVOICE_COLUMNS)
+    assert keys(reports.payments(db)) <= set(reads.PAYMENT_COLUMNS)
     for report, columns in (
-        (reports.mrr(db), render.MRR_COLUMNS),
-        (reports.movements(db, start, end), render.MOVEMENT_COLUMNS),
-        (reports.churn(db, start, end), render.CHURN_COLUMNS),
+        (reports.mrr(db), reads.MRR_COLUMNS),
+        (reports.movements(db, start, end), reads.MOVEMENT_COLUMNS),
+        (reports.churn(db, start, end), reads.CHURN_COLUMNS),
     ):
         assert {"currency"} | keys(list(report.values())) == set(columns), columns
-    assert keys(render.revenue_rows(reports.revenue(db, start, end))) == set(render.REVENUE_COLUMNS)
-    assert keys(reports.cohorts(db)) - flat_keys == set(render.COHORT_COLUMNS)
+    assert keys(reads.revenue_rows(reports.revenue(db, start, end))) == set(reads.REVENUE_COLUMNS)
+    assert keys(reports.cohorts(db)) - flat_keys == set(reads.COHORT_COLUMNS)
 
 
 # ---- a recorded command's outcome --------------------------------------------------------------
@@ -306,7 +306,7 @@ def test_an_outcome_renders_normally_when_it_can(capsys) -> None:
 
 
 def test_an_error_line_is_one_line_masked_and_free_of_controls() -> None:
-    line = render.error_line(
+    line = errors.error_line(
         "bad\nvalue\x1b[2J at postgresql://u:pw@h/db, card 4242 4242 4242 4242"
     )
     assert "\n" not in line and "\x1b" not in line
@@ -319,7 +319,7 @@ def test_a_data_dir_that_is_a_file_is_named(tmp_path: Path) -> None:
     config = Config(data_dir=data_dir)
     with pytest.raises(FileExistsError) as caught:
         config.read_db_url()  # makes the data dir, as every command does first
-    assert render.explain(caught.value, config) == (
+    assert errors.explain(caught.value, config) == (
         f"the data directory {data_dir} is a file; give a directory (--data-dir)",
         1,
     )
@@ -332,7 +332,7 @@ def test_a_store_file_that_is_not_sqlite_is_named(tmp_path: Path, name: str) -> 
         sqlite3.connect(tmp_path / name).execute("PRAGMA journal_mode=WAL")
     wrapped = _raised_from(StoreOperationalError(str(caught.value)), caught.value)
     for exc in (caught.value, wrapped):
-        message, status = render.explain(exc, Config(data_dir=tmp_path))
+        message, status = errors.explain(exc, Config(data_dir=tmp_path))
         assert message == (
             f"{tmp_path} is not a subledger store ({name} is not an SQLite database)"
         )
@@ -350,7 +350,7 @@ def test_a_busy_data_dir_says_nothing_was_recorded_and_exits_75(tmp_path: Path) 
         holder.execute("ROLLBACK")
     wrapped = _raised_from(StoreOperationalError(str(caught.value)), caught.value)
     for exc in (caught.value, wrapped):
-        assert render.explain(exc, Config(data_dir=tmp_path)) == (
+        assert errors.explain(exc, Config(data_dir=tmp_path)) == (
             f"the data directory {tmp_path} is busy (another subledger process is writing);"
             " nothing was recorded, try again",
             75,
@@ -362,7 +362,7 @@ def test_an_unreachable_postgresql_is_named_by_host_port_and_setting_not_passwor
     with pytest.raises(psycopg2.OperationalError) as caught:
         psycopg2.connect(url, connect_timeout=5)
     config = Config(event_store=url, read_db="postgresql://ledger:s3cret@127.0.0.1:2/read")
-    message, status = render.explain(caught.value, config)
+    message, status = errors.explain(caught.value, config)
     assert message == (
         "cannot reach PostgreSQL at 127.0.0.1:1 (SUBLEDGER_EVENT_STORE); "
         "check it is running (ops/services status)"
@@ -380,7 +380,7 @@ def test_an_unreachable_postgresql_is_named_by_host_port_and_setting_not_passwor
 )
 def test_an_unreachable_kafka_is_named_by_its_bootstrap(exc: Exception) -> None:
     config = Config(kafka_bootstrap="127.0.0.1:1")
-    assert render.explain(exc, config) == (
+    assert errors.explain(exc, config) == (
         "cannot reach Kafka at 127.0.0.1:1 (SUBLEDGER_KAFKA_BOOTSTRAP); "
         "check it is running (ops/services status)",
         1,
@@ -388,13 +388,13 @@ def test_an_unreachable_kafka_is_named_by_its_bootstrap(exc: Exception) -> None:
 
 
 def test_an_unexpected_failure_has_no_class_name_no_errno_and_no_card_number() -> None:
-    message, _ = render.explain(ValueError("odd value 4242424242424242"))
-    line = render.error_line(message)
+    message, _ = errors.explain(ValueError("odd value 4242424242424242"))
+    line = errors.error_line(message)
     assert line == (
         "error: unexpected failure: odd value ************4242 "
         "(SUBLEDGER_DEBUG=1 shows the details)"
     )
-    message, _ = render.explain(FileNotFoundError(2, "No such file or directory", "/x/y"))
+    message, _ = errors.explain(FileNotFoundError(2, "No such file or directory", "/x/y"))
     assert message.startswith("unexpected failure: no such file or directory: /x/y")
     assert "Errno" not in message and "FileNotFoundError" not in message
 
@@ -402,7 +402,7 @@ def test_an_unexpected_failure_has_no_class_name_no_errno_and_no_card_number() -
 def test_a_number_too_large_to_store_is_said_in_words() -> None:
     with pytest.raises(OverflowError) as caught:
         sqlite3.connect(":memory:").execute("SELECT ?", (2**70,))
-    message, _ = render.explain(caught.value)
+    message, _ = errors.explain(caught.value)
     assert message.startswith("a number is too large to store")
     assert "Python int" not in message and "OverflowError" not in message
 

@@ -1,58 +1,29 @@
-"""The unit of work and the small types the Ledger and its parts share."""
+"""The unit of work: the aggregates one transaction touches, and what it learned on the way."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 
-from domain import commands as c
 from domain.base import LedgerAggregate
-from domain.dunning import DunningSchedule
 from domain.errors import AlreadyExists, LedgerError
 
+if TYPE_CHECKING:
+    from eventsourcing.application import Repository
+
 A = TypeVar("A", bound=LedgerAggregate)
-
-
-class Schedule(Protocol):
-    """Where the ledger finds candidates for due work: a hint; each aggregate decides."""
-
-    def due_subscriptions(self, up_to: datetime) -> Iterable[UUID]: ...
-
-    def subscriptions_on_plan(self, plan_id: str) -> Iterable[UUID]: ...
-
-
-@dataclass(frozen=True)
-class LedgerSettings:
-    dunning: DunningSchedule = field(default_factory=DunningSchedule)
-    reminder_days: int = 7
-    remind_all_plans: bool = False
-    chunk_size: int = 500
-
-
-@dataclass(frozen=True)
-class Result:
-    command: c.Command
-    outcome: dict[str, Any] | None = None
-    error: LedgerError | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 class UnitOfWork:
     """The aggregates one transaction touches, in the order it first touched them."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    def __init__(self, repository: Repository) -> None:
+        self.repository = repository
         self.aggregates: dict[UUID, LedgerAggregate] = {}
-        self.personal: dict[str, dict[str, Any] | None] = {}
-        self.sequence_meta: dict[str, Any] = {}
+        self.personal: dict[str, dict[str, Any] | None] = {}  # decrypted once per transaction
+        self.sequence_meta: dict[str, Any] = {}  # the first invoice's command, for the sequence
         self.clock_meta: dict[str, Any] = {}  # the command that moved the clock last
         self.due: dict[str, int] = {}  # what the current command's clock move ran
 
@@ -60,7 +31,7 @@ class UnitOfWork:
         agg = self.aggregates.get(id)
         if agg is None:
             try:
-                agg = self.app.repository.get(id)
+                agg = self.repository.get(id)
             except AggregateNotFoundError:
                 return None
             self.aggregates[id] = agg
@@ -80,7 +51,12 @@ class UnitOfWork:
         self.aggregates[agg.id] = agg
         return agg
 
+    def keep_only(self, *classes: type[LedgerAggregate]) -> None:
+        """Let go of every aggregate but those of `classes` (after a chunk was committed)."""
+        self.aggregates = {k: v for k, v in self.aggregates.items() if isinstance(v, classes)}
+
     def events(self) -> list[Any]:
+        """The new events of every aggregate, in time order (ties: first touched first)."""
         order = {agg_id: i for i, agg_id in enumerate(self.aggregates)}
         events = [e for agg in self.aggregates.values() for e in agg.collect_events()]
         events.sort(key=lambda e: (e.timestamp, order[e.originator_id], e.originator_version))

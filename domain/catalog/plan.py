@@ -12,10 +12,12 @@ from domain.limits import MAX_ID, MAX_TRIAL_DAYS, check_count, check_id, check_t
 from domain.money import exponent
 from domain.periods import Interval
 from domain.pricing import Pricing
+from domain.topics import register_moved
 
 APPLY_TO = ("new", "at_renewal", "immediately")
 
 
+@register_moved
 class Plan(LedgerAggregate):
     """A plan's price history: version 1 is its definition, each change a new version."""
 

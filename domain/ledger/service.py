@@ -1,4 +1,14 @@
-"""The Ledger application: the one place that turns commands into events."""
+"""The Ledger application: the one place that turns commands into events.
+
+Transactions: `execute_batch` records a batch of commands, with the events they caused and
+the Kafka position (`tracking`) they came from, in ONE transaction, except for one thing:
+due work over many subscriptions (the renewals, retries, ... a clock move runs) commits in
+chunks of `LedgerSettings.chunk_size` aggregates as it goes (domain/ledger/due.py). A chunk
+commits everything the batch has done so far (earlier commands too, with their receipts)
+without the tracking position. A crash between chunks loses and doubles nothing: the
+commands come again, their receipts make the committed ones duplicates, and due work is
+derived from the book, so running the same command again finishes it.
+"""
 
 from __future__ import annotations
 
@@ -15,19 +25,20 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from domain import commands as c
 from domain.base import iso
-from domain.bookkeeping import CommandReceipt, InvoiceSequence, LedgerClock
+from domain.books.clock import LedgerClock
+from domain.books.command_receipt import CommandReceipt
+from domain.books.invoice_sequence import InvoiceSequence
+from domain.catalog.plan import Plan
 from domain.customer import Customer
-from domain.duework import COUNTS
 from domain.errors import (
     AlreadyExists,
+    CustomerErased,
     InvalidInput,
     LedgerError,
     UnknownCustomer,
     UnknownPlan,
     UnknownSubscription,
 )
-from domain.gateway import PaymentGateway, SandboxGateway
-from domain.handlers import CommandHandlers
 from domain.identity import (
     CLOCK_ID,
     INVOICE_SEQUENCE_ID,
@@ -36,15 +47,18 @@ from domain.identity import (
     receipt_uuid,
     subscription_uuid,
 )
-from domain.plan import Plan
+from domain.ledger.due import bring_up_to, take_effect
+from domain.ledger.handlers import handler_for
+from domain.ledger.settings import LedgerSettings, Result
+from domain.ledger.unit_of_work import A, UnitOfWork
+from domain.ports import PaymentGateway, Schedule
 from domain.subscription import Subscription
-from domain.unit_of_work import A, LedgerSettings, Result, Schedule, UnitOfWork
 from domain.vault import Vault
 
 CONFLICT_RETRIES = 100
 
 
-class Ledger(CommandHandlers, Application[UUID]):
+class Ledger(Application[UUID]):
     """Subscriptions, customers, plans and their money, as an immutable history."""
 
     name = "Ledger"
@@ -54,13 +68,13 @@ class Ledger(CommandHandlers, Application[UUID]):
         env: dict[str, str] | None = None,
         *,
         vault: Vault,
-        gateway: PaymentGateway | None = None,
+        gateway: PaymentGateway,
         schedule: Schedule | None = None,
         settings: LedgerSettings | None = None,
     ) -> None:
         super().__init__(env)
         self.vault = vault
-        self.gateway = gateway or SandboxGateway()
+        self.gateway = gateway
         self.schedule = schedule
         self.settings = settings or LedgerSettings()
 
@@ -88,9 +102,11 @@ class Ledger(CommandHandlers, Application[UUID]):
 
         On a rule broken halfway through a command, the batch is redone without it, so no
         partial effect of a rejected command can reach the store. `before_commit(results)`
-        runs once the outcomes are known and before anything is recorded (the Kafka consumer
-        publishes rejections there, so a crash can repeat one but never lose one); it may run
-        again if the batch is redone after a concurrent write.
+        runs once the outcomes are known and before the batch's transaction (the Kafka
+        consumer publishes rejections there, so a crash can repeat one but never lose one);
+        it may run again if the batch is redone after a concurrent write. The one exception
+        to "one transaction" is due work over many subscriptions, committed in chunks
+        before the batch's own transaction (see the module docstring).
         """
         for attempt in range(1, CONFLICT_RETRIES):
             try:
@@ -114,7 +130,7 @@ class Ledger(CommandHandlers, Application[UUID]):
     ) -> list[Result]:
         rejected: dict[int, LedgerError] = {}
         while True:
-            uow = UnitOfWork(self)
+            uow = UnitOfWork(self.repository)
             results: list[Result] = []
             failed_at = None
             try:
@@ -132,7 +148,7 @@ class Ledger(CommandHandlers, Application[UUID]):
                 if failed_at is None:
                     if before_commit is not None:
                         before_commit(results)
-                    self._flush(uow, tracking)
+                    self.flush(uow, tracking)
             except BaseException:
                 self._forget(uow)
                 raise
@@ -165,7 +181,7 @@ class Ledger(CommandHandlers, Application[UUID]):
         if receipt is not None:
             receipt.check_same_request(command.command_id, command.command_name, digest)
             return {**receipt.outcome, "duplicate": True}
-        command, due = self._take_effect(uow, command)
+        command = take_effect(self, uow, command)
         outcome: dict[str, Any] = {
             "command_id": command.command_id,
             "command": command.command_name,
@@ -177,9 +193,8 @@ class Ledger(CommandHandlers, Application[UUID]):
                 f"dated before the ledger clock: took effect at {iso(command.at)}"
                 f" instead of {iso(command.requested_at)}"
             )
-        uow.due = due
-        outcome.update(self.handle(command, uow) or {})
-        ran = {k: v for k, v in due.items() if v}
+        outcome.update(handler_for(command)(self, command, uow))
+        ran = {k: v for k, v in uow.due.items() if v}
         if ran and not isinstance(command, c.AdvanceClock):
             outcome["due_work"] = ran  # what came due before this command, and was done
         uow.add(
@@ -194,28 +209,8 @@ class Ledger(CommandHandlers, Application[UUID]):
         )
         return {**outcome, "duplicate": False}
 
-    def _take_effect(self, uow: UnitOfWork, command: c.Command) -> tuple[c.Command, dict]:
-        """Keep the book in time order: the command takes effect at the ledger clock or later.
-
-        A command dated before the clock takes effect at the clock (its requested time kept
-        in its metadata); one dated after first moves the clock to its time, running
-        whatever fell due on the way, in time order. So invoices are numbered in the order
-        of their issue times, and every aggregate meets its commands in time order.
-        """
-        clock = uow.find(LedgerClock, CLOCK_ID)
-        if clock is not None and command.at < clock.now:
-            command = command.taking_effect_at(clock.now)
-        if clock is not None and command.at == clock.now:
-            return command, dict.fromkeys(COUNTS, 0)  # all that is due up to now was done
-        due = self._run_due(uow, command.at, command.meta(actor="scheduler"))
-        if clock is None:
-            uow.add(LedgerClock.start(id=CLOCK_ID, at=command.at, meta=command.meta()))
-        else:
-            clock.move_to(command.at)
-            uow.clock_meta = command.meta()
-        return command, due
-
-    def _flush(self, uow: UnitOfWork, tracking: Tracking | None = None) -> None:
+    def flush(self, uow: UnitOfWork, tracking: Tracking | None = None) -> None:
+        """Record the unit of work's events (and `tracking`) in one transaction."""
         seq = uow.aggregates.get(INVOICE_SEQUENCE_ID)
         if isinstance(seq, InvoiceSequence) and seq.taken > seq.last:
             seq.record_allocations(uow.sequence_meta)
@@ -229,25 +224,28 @@ class Ledger(CommandHandlers, Application[UUID]):
         processing.collect_events(*events)
         self._record(processing)
 
-    # ---- lookups ----------------------------------------------------------------------
+    # ---- lookups for the handlers -----------------------------------------------------
 
-    def _add(self, uow: UnitOfWork, agg: A, message: str) -> A:
+    def add_new(self, uow: UnitOfWork, agg: A, message: str) -> A:
         try:
             return uow.add(agg)
         except AlreadyExists:
             raise AlreadyExists(message) from None
 
-    def _plan(self, uow: UnitOfWork, plan_id: str) -> Plan:
+    def load_plan(self, uow: UnitOfWork, plan_id: str) -> Plan:
         return uow.get(Plan, plan_uuid(plan_id), UnknownPlan(f"unknown plan '{plan_id}'"))
 
-    def _customer(self, uow: UnitOfWork, customer_id: str) -> Customer:
+    def load_customer(self, uow: UnitOfWork, customer_id: str) -> Customer:
         return uow.get(
             Customer,
             customer_uuid(customer_id),
             UnknownCustomer(f"unknown customer '{customer_id}'"),
         )
 
-    def _subscription(self, uow: UnitOfWork, subscription_id: str, cmd: c.Command) -> Subscription:
+    def load_subscription(
+        self, uow: UnitOfWork, subscription_id: str, cmd: c.Command
+    ) -> Subscription:
+        """The subscription a command is for, owned by its customer, its due work done."""
         sub = uow.get(
             Subscription,
             subscription_uuid(subscription_id),
@@ -258,8 +256,20 @@ class Ledger(CommandHandlers, Application[UUID]):
             raise InvalidInput(
                 f"subscription '{subscription_id}' does not belong to customer '{owner}'"
             )
-        self._bring_up_to(uow, sub, cmd.at, cmd.meta(actor="scheduler"))
+        bring_up_to(self, uow, sub, cmd.at, cmd.meta(actor="scheduler"))
         return sub
+
+    def personal(self, uow: UnitOfWork, customer: Customer) -> dict[str, Any]:
+        """The customer's decrypted personal data (once per transaction); erased: an error."""
+        key = str(customer.id)
+        if key not in uow.personal:
+            uow.personal[key] = (
+                None if customer.erased else self.vault.decrypt(key, customer.personal)
+            )
+        data = uow.personal[key]
+        if data is None:
+            raise CustomerErased(f"customer '{customer.customer_id}' has been erased")
+        return data
 
     # ---- reads for the CLI and auditors -----------------------------------------------
 

@@ -1,0 +1,1 @@
+"""The ledger's own books: gapless invoice numbers, command receipts and its clock."""

@@ -1,0 +1,1 @@
+"""The catalog: plans with their price history, coupons and tax rates, each an aggregate."""

@@ -1,0 +1,159 @@
+"""Due work: renewals, invoices, charges, retries, trial ends and reminders, in time order.
+
+What is due is asked of the `Schedule` port (a hint from a read model); each subscription
+itself decides what is really due and when (`schedule.next_due`). Running due work over many
+subscriptions commits in chunks (see `run_due`): it is derived from the book, so a crash
+mid-way is finished by running the same command again.
+"""
+
+from __future__ import annotations
+
+import heapq
+from datetime import datetime
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from domain import commands as c
+from domain.books.clock import LedgerClock
+from domain.books.command_receipt import CommandReceipt
+from domain.errors import UnknownSubscription
+from domain.identity import CLOCK_ID
+from domain.ledger.billing import bill, collect
+from domain.ledger.unit_of_work import UnitOfWork
+from domain.subscription import Due, DueKind, Subscription
+from domain.subscription import schedule as sched
+
+if TYPE_CHECKING:
+    from domain.ledger.service import Ledger
+
+COUNTS = (  # what a clock advance reports it did
+    "renewals",
+    "invoices",
+    "payments_failed",
+    "churned",
+    "trials_converted",
+    "reminders",
+    "retries",
+)
+
+
+def no_work() -> dict[str, int]:
+    return dict.fromkeys(COUNTS, 0)
+
+
+def take_effect(ledger: Ledger, uow: UnitOfWork, command: c.Command) -> c.Command:
+    """Keep the book in time order: the command takes effect at the ledger clock or later.
+
+    A command dated before the clock takes effect at the clock (its requested time kept
+    in its metadata); one dated after first moves the clock to its time, running
+    whatever fell due on the way, in time order (counted in `uow.due`). So invoices are
+    numbered in the order of their issue times, and every aggregate meets its commands in
+    time order.
+    """
+    clock = uow.find(LedgerClock, CLOCK_ID)
+    if clock is not None and command.at < clock.now:
+        command = command.taking_effect_at(clock.now)
+    if clock is not None and command.at == clock.now:
+        uow.due = no_work()  # all that is due up to now was done
+        return command
+    uow.due = run_due(ledger, uow, command.at, command.meta(actor="scheduler"))
+    if clock is None:
+        uow.add(LedgerClock.start(id=CLOCK_ID, at=command.at, meta=command.meta()))
+    else:
+        clock.move_to(command.at)
+        uow.clock_meta = command.meta()
+    return command
+
+
+def run_due(ledger: Ledger, uow: UnitOfWork, to: datetime, meta: dict) -> dict[str, int]:
+    """Execute everything due up to `to`, in time order; what it did, counted.
+
+    Whenever the unit of work holds `chunk_size` aggregates, all it holds is committed
+    (`Ledger.flush`, without the batch's tracking position) and the subscriptions are let
+    go, so a year of renewals for many subscriptions never sits in memory at once. What a
+    chunk committed stays done even if the batch then fails; the rest is done by the same
+    command run again: its receipt is only added once its due work is done, so it is no
+    duplicate, and what is left is derived from the book.
+    """
+    settings = ledger.settings
+    counts = no_work()
+    if ledger.schedule is None:
+        return counts
+    heap: list[tuple[Due, UUID]] = []
+
+    def push(sub: Subscription) -> None:
+        due = sched.next_due(sub, settings.reminder_days, settings.remind_all_plans)
+        if due is not None and due.at <= to:
+            heapq.heappush(heap, (due, sub.id))
+
+    for sub_id in ledger.schedule.due_subscriptions(to):
+        sub = uow.find(Subscription, sub_id)
+        if sub is not None:
+            push(sub)
+    for agg in list(uow.aggregates.values()):  # touched earlier in this very batch
+        if isinstance(agg, Subscription):
+            push(agg)
+    while heap:
+        due, sub_id = heapq.heappop(heap)
+        sub = uow.get(Subscription, sub_id, UnknownSubscription(str(sub_id)))
+        if sched.next_due(sub, settings.reminder_days, settings.remind_all_plans) != due:
+            continue  # stale entry: that work was done or moved
+        run_one(ledger, uow, sub, due, meta, counts)
+        push(sub)
+        if uow.size >= settings.chunk_size:
+            ledger.flush(uow)
+            uow.keep_only(LedgerClock, CommandReceipt)
+    return counts
+
+
+def run_one(
+    ledger: Ledger,
+    uow: UnitOfWork,
+    sub: Subscription,
+    due: Due,
+    meta: dict,
+    counts: dict[str, int],
+) -> None:
+    """Do one piece of due work; a subscription set to cancel churns instead of renewing."""
+    at = due.at
+    if due.kind == DueKind.RETRY:
+        assert due.invoice is not None
+        counts["retries"] += 1
+        collect(ledger, uow, sub, due.invoice, at, meta, counts)
+    elif due.kind == DueKind.REMIND:
+        counts["reminders"] += 1
+        sched.remind(sub, at, meta)
+    elif sub.cancel_at_period_end:
+        counts["churned"] += 1
+        sub.churn("voluntary", "canceled_at_period_end", at, meta)
+    elif due.kind == DueKind.TRIAL_END:
+        counts["trials_converted"] += 1
+        sched.convert_trial(sub, at, meta)
+        plan = ledger.load_plan(uow, sub.plan_id)
+        bill(ledger, uow, sub, plan, "trial_conversion", at, meta, counts)
+    elif due.kind == DueKind.RENEW:
+        if ledger.load_customer(uow, sub.customer_id).erased:  # nobody left to bill
+            counts["churned"] += 1
+            sub.churn("involuntary", "customer_erased", at, meta)
+            return
+        counts["renewals"] += 1
+        plan = ledger.load_plan(uow, sub.plan_id)
+        sched.renew(sub, at, plan, meta)
+        bill(ledger, uow, sub, plan, "renewal", at, meta, counts)
+
+
+def bring_up_to(
+    ledger: Ledger, uow: UnitOfWork, sub: Subscription, at: datetime, meta: dict
+) -> None:
+    """Run this subscription's own due work up to `at` before a command applies.
+
+    A command may arrive before the clock has been advanced past its time: the
+    renewal, retry or cancellation that fell due first is done first, as it would
+    have been, so the command meets the state it was aimed at.
+    """
+    settings, counts = ledger.settings, no_work()
+    while True:
+        due = sched.next_due(sub, settings.reminder_days, settings.remind_all_plans)
+        if due is None or due.at > at:
+            return
+        run_one(ledger, uow, sub, due, meta, counts)

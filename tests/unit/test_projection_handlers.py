@@ -1,0 +1,177 @@
+"""Projections dispatch on `on_<Aggregate>_<Event>`: every handler names a real event (a typo
+would drop that event without a word), and the reports' one query builder filters right."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from ledger_support import Book, T
+
+import consumers
+import projections
+from domain import commands as c
+from projections import reports
+from projections.base import Projection, handler_name
+from projections.billing import BillingProjection
+from projections.db import ReadDB
+from projections.metrics import MetricsProjection
+from schemas.model import event_classes
+from schemas.records import EventRecord
+
+EVENTS = set(event_classes())
+
+
+def project_projections() -> list[type[Projection]]:
+    """Every Projection subclass the project defines (in projections/ and consumers/)."""
+    for package in (projections, consumers):
+        for module in pkgutil.iter_modules(package.__path__, f"{package.__name__}."):
+            importlib.import_module(module.name)
+    found, todo = [], [Projection]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            todo.append(sub)
+            if sub.__module__.startswith(("projections.", "consumers.")):
+                found.append(sub)
+    return found
+
+
+def misnamed(cls: type[Projection]) -> list[str]:
+    """The handlers of `cls` whose name is no event's."""
+    return sorted(method for method, event in cls.handled_events().items() if event not in EVENTS)
+
+
+def test_every_handler_of_every_projection_names_a_real_event() -> None:
+    classes = project_projections()
+    assert {BillingProjection, MetricsProjection} <= set(classes)
+    assert {cls.__name__: misnamed(cls) for cls in classes} == {cls.__name__: [] for cls in classes}
+
+
+def test_a_misspelt_handler_is_reported_by_name() -> None:
+    class Typo(BillingProjection):
+        def on_Subscription_Renewd(self, db: ReadDB, r: EventRecord) -> None:
+            """Renewd: never called, since no event has that name."""
+
+    assert misnamed(Typo) == ["on_Subscription_Renewd"]
+    assert Typo.handled_events()["on_Subscription_Renewed"] == "Subscription.Renewed"
+
+
+def test_metrics_follows_every_subscription_event_since_each_carries_status_and_mrr() -> None:
+    subscription_events = {name for name in EVENTS if name.startswith("Subscription.")}
+    assert len(subscription_events) >= 10
+    assert set(MetricsProjection.handled_events().values()) == subscription_events
+
+
+def test_billing_handles_the_catalog_customer_and_money_events() -> None:
+    handled = set(BillingProjection.handled_events().values())
+    assert {
+        "Plan.Defined",
+        "Customer.Registered",
+        "Customer.Erased",
+        "Subscription.Subscribed",
+        "Subscription.Invoiced",
+        "Subscription.PaymentSucceeded",
+        "Subscription.PaymentFailed",
+        "Subscription.Churned",
+    } <= handled
+
+
+class Recorder(Projection):
+    """Notes which handler ran for which event."""
+
+    name = "pytest_recorder"
+    tables: dict[str, str] = {}
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def on_Plan_Defined(self, db: ReadDB, r: EventRecord) -> None:
+        self.seen.append(("plan", r.aggregate_id))
+
+    def on_Subscription_Renewed(self, db: ReadDB, r: EventRecord) -> None:
+        self.seen.append(("renewed", r.aggregate_id))
+
+
+def record(name: str, aggregate_id: str) -> EventRecord:
+    aggregate_type, _, event_type = name.partition(".")
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    return EventRecord("e", aggregate_type, event_type, aggregate_id, 1, at, {}, {})
+
+
+def test_apply_runs_the_handler_named_after_the_event_and_ignores_the_rest() -> None:
+    db = ReadDB("sqlite:///:memory:")
+    try:
+        projection = Recorder()
+        for name, aggregate in [
+            ("Plan.Defined", "p1"),
+            ("Subscription.Invoiced", "s1"),  # no handler: nothing happens
+            ("Subscription.Renewed", "s1"),
+            ("Plan.Renewed", "p1"),  # the event's name, not only its type, picks the handler
+        ]:
+            projection.apply(db, record(name, aggregate))
+        assert projection.seen == [("plan", "p1"), ("renewed", "s1")]
+        assert handler_name("Subscription.Renewed") == "on_Subscription_Renewed"
+    finally:
+        db.close()
+
+
+# ---- the reports' one query builder -----------------------------------------------------
+
+
+def test_where_skips_options_left_out_and_qualifies_columns_with_the_alias() -> None:
+    assert reports.where([("customer_id", None), ("status", "")]) == ("", [])
+    clause, params = reports.where(
+        [
+            ("customer_id", "ada"),
+            ("status", ("active", "past_due")),
+            ("cancel_at_period_end", 0),
+            ("current_period_end <=", "2025-02-01T00:00:00Z"),
+        ],
+        alias="s",
+    )
+    assert clause == (
+        " WHERE s.customer_id = ? AND s.status IN (?, ?) AND s.cancel_at_period_end = ?"
+        " AND s.current_period_end <= ?"
+    )
+    assert params == ["ada", "active", "past_due", 0, "2025-02-01T00:00:00Z"]
+
+
+@pytest.fixture
+def two_customers(tmp_path: Path) -> Book:
+    book = Book.embedded(tmp_path / "book")
+    book.plan("basic", T(2025, 1, 1))
+    book.plan("annual", T(2025, 1, 1), interval="year")
+    book.customer("ada", T(2025, 1, 1))
+    book.customer("bob", T(2025, 1, 1), token="tok_chargeDeclined")
+    book.subscribe("s-ada", "ada", "basic", T(2025, 1, 1))
+    book.subscribe("s-ada-2", "ada", "annual", T(2025, 1, 1))
+    book.subscribe("s-bob", "bob", "basic", T(2025, 1, 1))
+    book.run(c.Cancel, T(2025, 1, 5), subscription_id="s-ada-2")  # at period end
+    return book
+
+
+def test_report_filters_pick_rows_and_invoice_lines_through_one_builder(two_customers) -> None:
+    book = two_customers
+    try:
+        ada = reports.invoices(book.db, customer="ada")
+        assert {i["subscription_id"] for i in ada} == {"s-ada", "s-ada-2"}
+        assert all(i["lines"] for i in ada)
+        (bob,) = reports.invoices(book.db, customer="bob", status="open")
+        assert bob["subscription_id"] == "s-bob" and bob["amount_due"] == 1000
+        assert [line["amount"] for line in bob["lines"]] == [1000]
+        assert reports.invoices(book.db, customer="bob", status="paid") == []
+        bobs = reports.payments(book.db, customer="bob")  # the first charge and its retries
+        assert bobs and {(p["customer_id"], p["outcome"]) for p in bobs} == {("bob", "failed")}
+        assert reports.payments(book.db, customer="bob", outcome="succeeded") == []
+        adas = reports.payments(book.db, customer="ada", outcome="succeeded")
+        assert sorted(p["subscription_id"] for p in adas) == ["s-ada", "s-ada-2"]
+        renewing = reports.subscriptions(book.db, renewing_before=T(2025, 3, 1))
+        # s-ada-2 cancels at its period end; s-bob is past due and still renews
+        assert [s["subscription_id"] for s in renewing] == ["s-ada", "s-bob"]
+        only_ada = reports.subscriptions(book.db, customer="ada", renewing_before=T(2025, 3, 1))
+        assert [s["subscription_id"] for s in only_ada] == ["s-ada"]
+    finally:
+        book.close()
