@@ -1,32 +1,43 @@
 """The composition root: configuration from the environment, and the parts wired together.
 
-Nothing connects at import time; `Runtime.open(config)` does, and `close()` lets go.
+The only module that chooses adapters (key stores, gateway, clock, PostgreSQL connections)
+and hands them in; nothing below it imports it. Nothing connects at import time:
+`Runtime(config)` does, and `close()` lets go.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
-from uuid import UUID
 
+from adapters import postgres
+from adapters.clock import now as wall_clock
+from adapters.gateway import SandboxGateway
+from adapters.keystores import PostgresKeyStore, SQLiteKeyStore
+from consumers.embedded import LogFeeder
+from consumers.schedule import FedSchedule, LocalSchedule
 from domain.dunning import DunningSchedule
 from domain.ledger import Ledger, LedgerSettings
-from domain.vault import SQLiteKeyStore, Vault
+from domain.ports import KeyStore
+from domain.vault import Vault
 from projections.base import Projection
 from projections.billing import BillingProjection, BillingSchedule
 from projections.db import ReadDB
 from projections.metrics import MetricsProjection
 
+if TYPE_CHECKING:
+    from consumers.serve import Parts
+
 
 def projections() -> list[Projection]:
+    """The read models, in the order they are fed."""
     return [BillingProjection(), MetricsProjection()]
 
 
@@ -47,6 +58,8 @@ class Config:
     dunning: str = "1,3,5,7"
     aggregate_cache: int = 20000
     actor: str = field(default_factory=lambda: os.environ.get("USER", "cli"))
+    log_level: str = "INFO"  # `serve`'s log
+    debug: bool = False  # tracebacks instead of one-line errors
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:
@@ -65,6 +78,9 @@ class Config:
             "dunning": env.get("SUBLEDGER_DUNNING", "1,3,5,7"),
             "aggregate_cache": int(env.get("SUBLEDGER_AGGREGATE_CACHE", "20000")),
             "actor": env.get("SUBLEDGER_ACTOR") or env.get("USER") or "cli",
+            "log_level": env.get("SUBLEDGER_LOG_LEVEL") or "INFO",
+            "debug": env.get("SUBLEDGER_DEBUG", "").strip().lower()
+            not in ("", "0", "false", "no", "off"),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -125,158 +141,30 @@ class Config:
         return f"sqlite:///{self.data_dir / 'read.sqlite'}"
 
 
-class PostgresKeyStore:
-    """Customer keys in their own table of the event-store database, never in the events."""
-
-    def __init__(self, url: str) -> None:
-        import psycopg2
-
-        self._lock = threading.Lock()
-        self._conn = psycopg2.connect(url)
-        self._conn.autocommit = True
-        with self._conn.cursor() as cur:
-            cur.execute(
-                "CREATE TABLE IF NOT EXISTS subledger_customer_keys ("
-                "customer_id TEXT PRIMARY KEY, key TEXT NOT NULL)"
-            )
-
-    def get(self, customer_id: str) -> str | None:
-        with self._lock, self._conn.cursor() as cur:
-            cur.execute(
-                "SELECT key FROM subledger_customer_keys WHERE customer_id = %s", (customer_id,)
-            )
-            row = cur.fetchone()
-        return row[0] if row else None
-
-    def put_new(self, customer_id: str, key: str) -> str:
-        with self._lock, self._conn.cursor() as cur:
-            cur.execute(
-                "INSERT INTO subledger_customer_keys (customer_id, key) VALUES (%s, %s)"
-                " ON CONFLICT (customer_id) DO NOTHING",
-                (customer_id, key),
-            )
-            cur.execute(
-                "SELECT key FROM subledger_customer_keys WHERE customer_id = %s", (customer_id,)
-            )
-            return cur.fetchone()[0]
-
-    def delete(self, customer_id: str) -> bool:
-        with self._lock, self._conn.cursor() as cur:
-            cur.execute(
-                "DELETE FROM subledger_customer_keys WHERE customer_id = %s", (customer_id,)
-            )
-            return cur.rowcount > 0
-
-    def close(self) -> None:
-        self._conn.close()
+def setup_lock(config: Config) -> AbstractContextManager[None]:
+    """One process at a time creates tables (PostgreSQL's advisory lock; nothing embedded)."""
+    return postgres.setup_lock(config.event_store)
 
 
-SETUP_LOCK = 0x5B1ED5E7  # PostgreSQL advisory lock id: "subledger setup"
-
-
-@contextmanager
-def setup_lock(config: Config) -> Iterator[None]:
-    """Serialise table creation across processes: concurrent CREATE ... IF NOT EXISTS and
-    eventsourcing's CREATE OR REPLACE FUNCTION race in PostgreSQL ("tuple concurrently
-    updated") when several workers or CLI calls start at once."""
+def key_store(config: Config) -> KeyStore:
+    """Customer keys beside the event store: a SQLite file embedded, a table in PostgreSQL."""
     if config.event_store is None:
-        yield
-        return
-    import psycopg2
-
-    conn = psycopg2.connect(config.event_store)
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
-        yield
-    finally:
-        conn.close()  # releases the lock
-
-
-class FedSchedule:
-    """The ledger's due-work hint from a billing model fed in process, whole even when stuck.
-
-    Should that model be stuck on an event (a projection bug), every subscription with an
-    event at or after that one has a stale row: those are added to the candidates, so no
-    due work is silently skipped and no command refused. A superset is safe: the schedule
-    is a hint and each aggregate decides what is due.
-    """
-
-    def __init__(self, schedule: BillingSchedule, feeder: Any, billing: str) -> None:
-        self.schedule = schedule
-        self.schedule.catch_up = None  # done here, before the stuck check
-        self.feeder = feeder
-        self.billing = billing
-
-    def _unseen(self) -> list[UUID]:
-        """Subscriptions the billing model has not seen every event of (none if not stuck)."""
-        self.feeder.catch_up()
-        fault = self.feeder.faults().get(self.billing)
-        if fault is None:
-            return []
-        return self.feeder.aggregates_since(int(fault["position"]) - 1, "Subscription")
-
-    def due_subscriptions(self, up_to: datetime) -> list[UUID]:
-        unseen = self._unseen()
-        return list(dict.fromkeys([*self.schedule.due_subscriptions(up_to), *unseen]))
-
-    def subscriptions_on_plan(self, plan_id: str) -> list[UUID]:
-        unseen = self._unseen()
-        return list(dict.fromkeys([*self.schedule.subscriptions_on_plan(plan_id), *unseen]))
-
-
-class LocalSchedule:
-    """Due work found in a private billing model fed in process from the event store.
-
-    In Kafka mode the shared read models are the Kafka projectors' and may lag; the ledger's
-    schedule must not. One process owns the SQLite file (flock); another keeps its copy in
-    memory, rebuilt from the event store when first asked.
-    """
-
-    def __init__(self, config: Any, ledger: Any) -> None:
-        from consumers.embedded import LogFeeder
-
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        dbname = urlparse(config.event_store or "").path.lstrip("/") or "events"
-        path = config.data_dir / f"schedule-{dbname}.sqlite"
-        self._lock = open(f"{path}.lock", "w")  # noqa: SIM115 - held for the process's life
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            url = f"sqlite:///{path}"
-        except BlockingIOError:
-            url = "sqlite:///:memory:"
-        self.db = ReadDB(url)
-        projection = BillingProjection()
-        projection.create(self.db)
-        self.feeder = LogFeeder(ledger, self.db, [projection])
-        billing = BillingSchedule(
-            self.db, lead_days=max(config.reminder_days, 0), remind_all=config.remind_all_plans
-        )
-        self.schedule = FedSchedule(billing, self.feeder, projection.name)
-
-    def close(self) -> None:
-        self.db.close()
-        self._lock.close()
+        return SQLiteKeyStore(str(config.data_dir / "keys.sqlite"))
+    return PostgresKeyStore(config.event_store)
 
 
 class Runtime:
-    """A ledger, its read-model database and the in-process projection feeder."""
+    """A ledger with its adapters, its read-model database and the in-process feeder."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, now: Callable[[], datetime] = wall_clock) -> None:
+        self.clock = now
         with setup_lock(config):
             self._open(config)
 
     def _open(self, config: Config) -> None:
-        from consumers.embedded import LogFeeder
-
         self.config = config
-        if config.embedded:
-            config.data_dir.mkdir(parents=True, exist_ok=True)
-            self.keys: Any = SQLiteKeyStore(str(config.data_dir / "keys.sqlite"))
-        else:
-            assert config.event_store is not None
-            self.keys = PostgresKeyStore(config.event_store)
+        self.keys: Any = key_store(config)
         self.db = ReadDB(config.read_db_url())
         self.projections = projections()
         for projection in self.projections:
@@ -287,6 +175,7 @@ class Runtime:
         self.ledger = Ledger(
             config.ledger_env(),
             vault=Vault(self.keys),
+            gateway=SandboxGateway(),
             schedule=self.schedule,
             settings=config.settings(),
         )
@@ -302,7 +191,13 @@ class Runtime:
     def kafka_mode(self) -> bool:
         return bool(self.config.kafka_bootstrap) and not self.config.embedded
 
-    def catch_up(self, progress=None) -> int:
+    def now(self) -> datetime:
+        """The default effective time: the wall clock, or the ledger's clock if it is ahead."""
+        wall = self.clock()
+        ledger = self.ledger.clock_now()
+        return max(wall, ledger) if ledger else wall
+
+    def catch_up(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Feed the read models from the event store, unless Kafka projectors own them.
 
         A projection that fails on an event is left stuck there (see `feeder.faults()`) and
@@ -324,3 +219,41 @@ class Runtime:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def serve_parts(config: Config) -> Parts:
+    """What `serve`'s workers are built from: a Runtime each, the projections, the lock."""
+    from consumers.serve import Parts  # Kafka's client loads only for serve
+
+    return Parts(
+        runtime=lambda: Runtime(config),
+        projections=projections,
+        setup_lock=lambda: setup_lock(config),
+        now=wall_clock,
+    )
+
+
+def serve(
+    config: Config,
+    workers: Sequence[str] = ("commands", "relay", "projections"),
+    *,
+    clock: str = "wall",
+    tick_s: float = 60.0,
+    stop: threading.Event | None = None,
+    install_signals: bool = True,
+) -> int:
+    """`subledger serve`: run the Kafka workers until SIGTERM/SIGINT (or `stop`).
+
+    Returns 0, or 1 if a worker failed; raises ValueError/RuntimeError on bad settings.
+    """
+    from consumers import serve as serving
+
+    return serving.serve(
+        config,
+        workers,
+        serve_parts(config),
+        clock=clock,
+        tick_s=tick_s,
+        stop=stop,
+        install_signals=install_signals,
+    )

@@ -9,7 +9,7 @@ applied straight through `Ledger.execute_batch` in batches of 500 (no Kafka); th
 pipeline, the same number published to Kafka and applied by `subledger serve`
 subprocesses (one each for commands, relay and projections) until every read model has
 caught up. It prints both rates and their ratio. Each run uses fresh databases (dropped
-afterwards) and topics.
+afterwards) and topics. It needs the project installed in the venv (`./dev` does that).
 """
 
 from __future__ import annotations
@@ -22,22 +22,70 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
-
-from pipeline_support import Upstream, config_env  # noqa: E402
-
-from bootstrap import Config, Runtime  # noqa: E402
-from consumers import kafka as k  # noqa: E402
-from consumers.projector import wait_caught_up  # noqa: E402
-from domain import commands as c  # noqa: E402
+from bootstrap import Config, Runtime
+from consumers import kafka as k
+from consumers.commands import tracking_name
+from consumers.projector import wait_caught_up
+from domain import commands as c
+from schemas.codec import CommandCodec, command_key
 
 AT = datetime(2025, 3, 1, tzinfo=UTC)
 CUSTOMERS = 100
+
+
+def config_env(config: Config) -> dict[str, str]:
+    """The SUBLEDGER_* settings that make a `subledger serve` subprocess use `config`."""
+    return {
+        "SUBLEDGER_DATA_DIR": str(config.data_dir),
+        "SUBLEDGER_EVENT_STORE": config.event_store or "",
+        "SUBLEDGER_READ_DB": config.read_db or "",
+        "SUBLEDGER_KAFKA_BOOTSTRAP": config.kafka_bootstrap or "",
+        "SUBLEDGER_COMMANDS_TOPIC": config.commands_topic,
+        "SUBLEDGER_EVENTS_TOPIC": config.events_topic,
+        "SUBLEDGER_REJECTED_TOPIC": config.rejected_topic,
+        "SUBLEDGER_GROUP_PREFIX": config.group_prefix,
+    }
+
+
+class Upstream:
+    """Publishes commands and waits until the ledger recorded the last offset of each
+    partition it produced to (the command worker stores offsets with the events)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.codec = CommandCodec()
+        self.producer = k.producer(config, client_id="bench-upstream")
+        self.last: dict[int, int] = {}
+        self.pending: list[Any] = []
+
+    def send(self, command: c.Command) -> None:
+        value = self.codec.encode(command)
+        topic = self.config.commands_topic
+        self.pending.append(self.producer.send(topic, key=command_key(command), value=value))
+
+    def wait_applied(self, ledger: Any, timeout: float = 60.0) -> None:
+        self.producer.flush()
+        for future in self.pending:
+            meta = future.get(timeout=30)
+            self.last[meta.partition] = max(self.last.get(meta.partition, -1), meta.offset)
+        self.pending.clear()
+        topic, deadline = self.config.commands_topic, time.monotonic() + timeout
+        while any(self._behind(ledger, topic, p, offset) for p, offset in self.last.items()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"commands not applied within {timeout} s")
+            time.sleep(0.05)
+
+    @staticmethod
+    def _behind(ledger: Any, topic: str, partition: int, offset: int) -> bool:
+        stored = ledger.recorder.max_tracking_id(tracking_name(topic, partition))
+        return stored is None or stored < offset
+
+    def close(self) -> None:
+        self.producer.close()
 
 
 def setup_commands(prefix: str) -> list[c.Command]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -22,9 +23,11 @@ from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from consumers import kafka as k
+from domain.books.command_receipt import CommandReceipt
+from domain.identity import receipt_uuid
 from domain.pci import mask_card_numbers, mask_card_numbers_in_bytes
 from schemas import topics as t
-from schemas.codec import CommandCodec, DecodeError
+from schemas.codec import CommandCodec, DecodeError, command_key
 
 log = logging.getLogger(__name__)
 
@@ -218,8 +221,6 @@ class Publisher:
         self._rejected_from: dict[TopicPartition, int] | None = None
 
     def publish(self, command: Any, *, remember_rejections: bool = False) -> None:
-        from schemas.codec import command_key
-
         if remember_rejections:  # before producing, so a fast rejection is not missed
             self._rejected_from = k.end_offsets(
                 self.config, self.config.rejected_topic, "subledger-cli-probe"
@@ -231,11 +232,6 @@ class Publisher:
 
     def wait(self, ledger: Any, command_id: str, timeout_s: float) -> Outcome:
         """Until a receipt for `command_id` is in the event store or it is rejected."""
-        import time
-
-        from domain.bookkeeping import CommandReceipt
-        from domain.identity import receipt_uuid
-
         reader = k.consumer(self.config, None, client_id="subledger-cli-wait")
         try:
             starts = self._rejected_from or {}

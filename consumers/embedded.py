@@ -59,8 +59,10 @@ def one_line(exc: BaseException) -> str:
 
 
 class LogFeeder:
+    """Feeds `projections` from `ledger`'s notification log into `db`, a batch at a time."""
+
     def __init__(
-        self, ledger, db: ReadDB, projections: Sequence[Projection], batch_size: int = 2000
+        self, ledger: Any, db: ReadDB, projections: Sequence[Projection], batch_size: int = 2000
     ) -> None:
         self.ledger = ledger
         self.db = db

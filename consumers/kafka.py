@@ -119,7 +119,7 @@ class _NoteAssigned(ConsumerRebalanceListener):
     """Runs on kafka-python's I/O thread, the one that heartbeats: it only takes notes.
 
     Seeking means asking our own store (a database) where we stopped; done here it would
-    hold up heartbeats and help strand the member (FACTS.md, "Found in review").
+    hold up heartbeats and help strand the member (see GroupMember).
     """
 
     def __init__(self) -> None:

@@ -16,14 +16,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
 from kafka import TopicPartition
 
+from adapters import postgres
 from consumers import kafka as k
-from domain.pci import mask_card_numbers
+from consumers.embedded import LogFeeder, one_line
+from consumers.relay import relay_position
 from projections.base import (
     Projection,
     get_faults,
@@ -53,17 +57,21 @@ def group_id(config: Any, projection: Projection) -> str:
     return f"{config.group_prefix}-projection-{projection.name}"
 
 
-def reason(exc: BaseException) -> str:
-    """Why a projection failed, as one line, card numbers masked (it may quote event data)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return mask_card_numbers(text)[:500]
-
-
 class ProjectionWorker:
-    """Feeds one projection from the events topic into its own read-DB connection."""
+    """Feeds one projection from the events topic into its own read-DB connection.
+
+    `setup_lock` serialises its table creation with other processes' (default: the
+    PostgreSQL advisory lock on the event store, bootstrap's too).
+    """
 
     def __init__(
-        self, config: Any, projection: Projection, *, poll_ms: int = 500, max_records: int = 1000
+        self,
+        config: Any,
+        projection: Projection,
+        *,
+        poll_ms: int = 500,
+        max_records: int = 1000,
+        setup_lock: Callable[[], AbstractContextManager[Any]] | None = None,
     ) -> None:
         self.config = config
         self.projection = projection
@@ -71,10 +79,9 @@ class ProjectionWorker:
         self.codec = EventCodec(check_types=False)
         self.poll_ms = poll_ms
         self.max_records = max_records
-        from bootstrap import setup_lock
-
         self.db = ReadDB(config.read_db_url())
-        with setup_lock(config):
+        lock = setup_lock() if setup_lock else postgres.setup_lock(config.event_store)
+        with lock:
             projection.create(self.db)
             self.db.script([VERSIONS_DDL])
         client_id = f"subledger-projection-{projection.name}"
@@ -154,7 +161,7 @@ class ProjectionWorker:
                     if self.db.is_transient(exc) or done[0] >= len(todo):
                         raise
                     offset, record = todo[done[0]]
-                    fault = {"offset": offset, "event": record.name, "reason": reason(exc)}
+                    fault = {"offset": offset, "event": record.name, "reason": one_line(exc)}
                     todo = todo[: done[0]]  # those before it applied fine: keep them
             self.db.executemany(
                 "INSERT INTO projection_versions (projection, aggregate_id, version)"
@@ -258,8 +265,6 @@ def status(
 ) -> dict[str, Any]:
     """The event store's head, the relay's position, each projection's lag, and the
     sources a projection is stuck on ("stuck": projection, source, position, event, reason)."""
-    from consumers.relay import relay_position
-
     head = ledger.recorder.max_notification_id() or 0
     return {
         "head": head,
@@ -276,8 +281,7 @@ def caught_up(state: dict[str, Any]) -> bool:
 def wait_caught_up(
     config: Any, ledger: Any, projections: Sequence[Projection], db: ReadDB, timeout_s: float
 ) -> bool:
-    import time
-
+    """Poll `status` until the relay and every projection reached the head, or time out."""
     deadline = time.monotonic() + timeout_s
     while True:
         if caught_up(status(config, ledger, projections, db)):
@@ -318,8 +322,6 @@ def rebuild_from_store(
     store, so the group resumes there, and its duplicate guard (each aggregate's version,
     written here) skips whatever it meets again. Stop the projection's workers first.
     """
-    from consumers.embedded import LogFeeder
-
     ends = k.end_offsets(config, config.events_topic, "subledger-rebuild")
     versions = _Versions(projection.name)
     projection.drop(db)

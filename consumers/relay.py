@@ -5,7 +5,7 @@ At least once: the last published notification id is stored (table
 succeeded, so a crash republishes a tail, which consumers drop by aggregate version.
 One relay publishes at a time: it holds a PostgreSQL advisory lock on its own connection
 while it works; other `serve` processes wait and take over if it dies (the lock goes with
-its connection).
+its connection: adapters.postgres.RelayPosition).
 """
 
 from __future__ import annotations
@@ -14,56 +14,13 @@ import logging
 import threading
 from typing import Any
 
-import psycopg2
-
+from adapters.postgres import RelayPosition
 from consumers import kafka as k
 from schemas import topics as t
 from schemas.codec import EventCodec, event_key
 from schemas.records import to_record
 
 log = logging.getLogger(__name__)
-
-LOCK_KEY = 0x5B1ED6E7  # pg advisory lock id: "subledger relay"
-POSITION_DDL = (
-    "CREATE TABLE IF NOT EXISTS subledger_relay_position ("
-    " topic TEXT PRIMARY KEY, notification_id BIGINT NOT NULL)"
-)
-
-
-class RelayPosition:
-    """The last notification id published to a topic, on the relay's own connection."""
-
-    def __init__(self, url: str, topic: str) -> None:
-        self.topic = topic
-        self.conn = psycopg2.connect(url)
-        self.conn.autocommit = True
-        with self.conn.cursor() as cur:
-            cur.execute(POSITION_DDL)
-
-    def get(self) -> int:
-        with self.conn.cursor() as cur:
-            cur.execute(
-                "SELECT notification_id FROM subledger_relay_position WHERE topic = %s",
-                (self.topic,),
-            )
-            row = cur.fetchone()
-        return int(row[0]) if row else 0
-
-    def set(self, notification_id: int) -> None:
-        with self.conn.cursor() as cur:
-            cur.execute(
-                "INSERT INTO subledger_relay_position (topic, notification_id) VALUES (%s, %s)"
-                " ON CONFLICT (topic) DO UPDATE SET notification_id = excluded.notification_id",
-                (self.topic, notification_id),
-            )
-
-    def try_lock(self) -> bool:
-        with self.conn.cursor() as cur:
-            cur.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,))
-            return bool(cur.fetchone()[0])
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 def relay_position(config: Any) -> int:
@@ -76,6 +33,8 @@ def relay_position(config: Any) -> int:
 
 
 class Relay:
+    """Publishes the event store's notifications, in order and at least once, to Kafka."""
+
     def __init__(
         self, config: Any, ledger: Any, *, batch_size: int = 1000, idle_s: float = 0.2
     ) -> None:

@@ -6,9 +6,11 @@ Workers: `commands` (Kafka commands -> ledger), `relay` (event store -> events t
 
 The command worker's due-work index (BillingSchedule) is its own BillingProjection fed in
 process from the event store into a SQLite file under the data dir
-(`schedule-<event-store db>.sqlite`), so `clock advance` never waits on Kafka lag. Only one
-process may own that file (flock); a second `serve` on the same data dir keeps its index in
-memory, rebuilt from the event store at start.
+(`schedule-<event-store db>.sqlite`, consumers/schedule.py), so `clock advance` never waits
+on Kafka lag. Only one process may own that file (flock); a second `serve` on the same data
+dir keeps its index in memory, rebuilt from the event store at start.
+
+Nothing here builds a ledger or an adapter: bootstrap.serve hands in `Parts`.
 """
 
 from __future__ import annotations
@@ -19,44 +21,54 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from adapters import postgres
 from consumers import kafka as k
+from consumers.commands import CommandWorker
+from consumers.projector import VERSIONS_DDL, ProjectionWorker
+from consumers.relay import Relay
+from domain.commands import AdvanceClock
+from projections.base import Projection
+from schemas.codec import CommandCodec, command_key
 
 log = logging.getLogger(__name__)
 
 WORKERS = ("commands", "relay", "projections", "scheduler")
 
+Body = Callable[[threading.Event], None]
 
-def command_runtime(config: Any) -> tuple[Any, Callable[[], None]]:
-    """A Runtime for the command worker (in Kafka mode it has its own due-work index)."""
-    from bootstrap import Runtime
 
-    runtime = Runtime(config)
-    return runtime, runtime.close
+@dataclass(frozen=True)
+class Parts:
+    """What the workers are made of, built by the composition root (bootstrap.serve)."""
+
+    runtime: Callable[[], Any]  # a fresh runtime (`.ledger`, `.db`), a context manager
+    projections: Callable[[], Sequence[Projection]]  # the read models to feed from Kafka
+    setup_lock: Callable[[], AbstractContextManager[Any]]  # one process creates tables
+    now: Callable[[], datetime]  # the wall clock, for the scheduler
 
 
 def clock_command_id(at: datetime) -> str:
+    """One id per minute: two schedulers ticking the same minute advance the clock once."""
     return f"clock-{at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M')}"
 
 
 class Scheduler:
     """Publishes AdvanceClock for the current minute every `every_s` seconds (wall clock)."""
 
-    def __init__(self, config: Any, every_s: float = 60.0) -> None:
-        from schemas.codec import CommandCodec
-
+    def __init__(self, config: Any, now: Callable[[], datetime], every_s: float = 60.0) -> None:
         self.config = config
+        self.now = now
         self.every_s = every_s
         self.codec = CommandCodec()
         self.producer = k.producer(config, client_id="subledger-scheduler")
 
     def tick(self, now: datetime | None = None) -> str:
-        from domain.commands import AdvanceClock
-        from schemas.codec import command_key
-
-        at = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
+        at = (now or self.now()).replace(second=0, microsecond=0)
         command = AdvanceClock(
             command_id=clock_command_id(at), at=at, actor="scheduler", source="scheduler"
         )
@@ -76,10 +88,7 @@ class Scheduler:
 
 
 def _guard(
-    name: str,
-    body: Callable[[threading.Event], None],
-    stop: threading.Event,
-    errors: list[BaseException],
+    name: str, body: Body, stop: threading.Event, errors: list[BaseException]
 ) -> Callable[[], None]:
     def target() -> None:
         try:
@@ -92,61 +101,40 @@ def _guard(
     return target
 
 
-def _commands(config: Any) -> Callable[[threading.Event], None]:
+def _commands(config: Any, parts: Parts) -> Body:
     def body(stop: threading.Event) -> None:
-        from consumers.commands import CommandWorker
-
-        runtime, close = command_runtime(config)
-        try:
+        with parts.runtime() as runtime:  # in Kafka mode, with its own due-work index
             CommandWorker(config, runtime.ledger).run(stop)
-        finally:
-            close()
 
     return body
 
 
-def _relay(config: Any) -> Callable[[threading.Event], None]:
+def _relay(config: Any, parts: Parts) -> Body:
     def body(stop: threading.Event) -> None:
-        from bootstrap import Runtime
-        from consumers.relay import Relay
-
-        with Runtime(config) as runtime:
+        with parts.runtime() as runtime:
             Relay(config, runtime.ledger).run(stop)
 
     return body
 
 
-def _projection(config: Any, projection: Any) -> Callable[[threading.Event], None]:
+def _projection(config: Any, parts: Parts, projection: Projection) -> Body:
     def body(stop: threading.Event) -> None:
-        from consumers.projector import ProjectionWorker
-
-        ProjectionWorker(config, projection).run(stop)
+        ProjectionWorker(config, projection, setup_lock=parts.setup_lock).run(stop)
 
     return body
 
 
-def prepare(config: Any) -> None:
+def prepare(config: Any, parts: Parts) -> None:
     """Create every table once, before the workers start, one process at a time."""
-    from bootstrap import Runtime, setup_lock
-    from consumers.projector import VERSIONS_DDL
-    from consumers.relay import POSITION_DDL
-
-    with Runtime(config) as runtime, setup_lock(config):
+    with parts.runtime() as runtime, parts.setup_lock():
         runtime.db.script([VERSIONS_DDL])
-        import psycopg2
-
-        conn = psycopg2.connect(config.event_store)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(POSITION_DDL)
-        finally:
-            conn.close()
+        postgres.execute(config.event_store, postgres.RELAY_POSITION_DDL)
 
 
 def serve(
     config: Any,
-    workers: Sequence[str] = ("commands", "relay", "projections"),
+    workers: Sequence[str],
+    parts: Parts,
     *,
     clock: str = "wall",
     tick_s: float = 60.0,
@@ -154,8 +142,6 @@ def serve(
     install_signals: bool = True,
 ) -> int:
     """Run the workers until SIGTERM/SIGINT (or `stop`); returns 0, or 1 if one failed."""
-    from bootstrap import projections
-
     unknown = set(workers) - set(WORKERS)
     if unknown:
         raise ValueError(f"unknown workers {sorted(unknown)}; known: {', '.join(WORKERS)}")
@@ -166,17 +152,18 @@ def serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
     k.ensure_topics(config)
-    prepare(config)
-    bodies: list[tuple[str, Callable[[threading.Event], None]]] = []
+    prepare(config, parts)
+    bodies: list[tuple[str, Body]] = []
     if "commands" in workers:
-        bodies.append(("commands", _commands(config)))
+        bodies.append(("commands", _commands(config, parts)))
     if "relay" in workers:
-        bodies.append(("relay", _relay(config)))
+        bodies.append(("relay", _relay(config, parts)))
     if "projections" in workers:
-        for projection in projections():
-            bodies.append((f"projection-{projection.name}", _projection(config, projection)))
+        for projection in parts.projections():
+            body = _projection(config, parts, projection)
+            bodies.append((f"projection-{projection.name}", body))
     if clock == "wall" and "scheduler" in workers:
-        scheduler = Scheduler(config, tick_s)
+        scheduler = Scheduler(config, parts.now, tick_s)
         bodies.append(("scheduler", scheduler.run))
     errors: list[BaseException] = []
     threads = [

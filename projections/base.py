@@ -54,9 +54,30 @@ class Projection:
             db.execute("DELETE FROM projection_faults WHERE projection = ?", (self.name,))
 
     def apply(self, db: ReadDB, record: EventRecord) -> None:
-        handler = getattr(self, f"on_{record.aggregate_type}_{record.type}", None)
+        """Dispatch to `on_<Aggregate>_<Event>`; an event without a handler changes nothing."""
+        handler = getattr(self, handler_name(record.name), None)
         if handler is not None:
             handler(db, record)
+
+    @classmethod
+    def handled_events(cls) -> dict[str, str]:
+        """Each handler's event name (`Subscription.Renewed`), by method name.
+
+        A misspelt handler would silently never run: tests check these names are events.
+        """
+        return {
+            name: name.removeprefix(HANDLER_PREFIX).replace("_", ".", 1)
+            for name in dir(cls)
+            if name.startswith(HANDLER_PREFIX) and callable(getattr(cls, name))
+        }
+
+
+HANDLER_PREFIX = "on_"
+
+
+def handler_name(event_name: str) -> str:
+    """`Subscription.Renewed` -> `on_Subscription_Renewed`, the method that applies it."""
+    return HANDLER_PREFIX + event_name.replace(".", "_", 1)
 
 
 def get_positions(db: ReadDB, projection: str) -> dict[str, int]:

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from domain.identity import subscription_uuid
 from projections.base import Projection, dumps, ts
 from projections.db import ReadDB
+from projections.statuses import (
+    FAILED,
+    LIVE,
+    OPEN,
+    PAID,
+    PAYING,
+    SUCCEEDED,
+    UNCOLLECTIBLE,
+    marks,
+)
 from schemas.records import EventRecord
-
-LIVE = ("trialing", "active", "past_due")
 
 
 class BillingProjection(Projection):
@@ -101,11 +114,13 @@ class BillingProjection(Projection):
     # ---- subscriptions ------------------------------------------------------------------
 
     def apply(self, db: ReadDB, record: EventRecord) -> None:
+        """Then, for every Subscription event: the status and MRR it carries, and when the
+        subscription is next worth a look (none once it stops billing)."""
         super().apply(db, record)
         if record.aggregate_type == "Subscription":
             db.execute(
                 "UPDATE subscriptions SET status = ?, mrr = ?, updated_at = ?,"
-                " next_check_at = CASE WHEN ? IN ('trialing', 'active', 'past_due') THEN"
+                " next_check_at = CASE WHEN ? = 1 THEN"
                 "  CASE WHEN next_retry_at IS NOT NULL AND next_retry_at < current_period_end"
                 "  THEN next_retry_at ELSE current_period_end END ELSE NULL END"
                 " WHERE aggregate_id = ?",
@@ -113,7 +128,7 @@ class BillingProjection(Projection):
                     record.data["status"],
                     record.data["mrr"],
                     ts(record.at),
-                    record.data["status"],
+                    1 if record.data["status"] in LIVE else 0,
                     record.aggregate_id,
                 ),
             )
@@ -205,9 +220,9 @@ class BillingProjection(Projection):
         )
         for number in r.data["written_off"]:
             db.execute(
-                "UPDATE invoices SET status = 'uncollectible', next_retry_at = NULL"
+                "UPDATE invoices SET status = ?, next_retry_at = NULL"
                 " WHERE number = ? AND subscription_id = ?",
-                (number, sub["subscription_id"]),
+                (UNCOLLECTIBLE, number, sub["subscription_id"]),
             )
 
     # ---- invoices and payments ----------------------------------------------------------
@@ -232,7 +247,7 @@ class BillingProjection(Projection):
                 d["total"],
                 d["credit_applied"],
                 d["amount_due"],
-                "open" if d["amount_due"] > 0 else "paid",
+                OPEN if d["amount_due"] > 0 else PAID,
                 None if d["amount_due"] > 0 else ts(r.at),
             ),
         )
@@ -282,21 +297,21 @@ class BillingProjection(Projection):
     def _next_retry(self, db: ReadDB, r: EventRecord, sub: dict) -> None:
         db.execute(
             "UPDATE subscriptions SET next_retry_at = (SELECT MIN(next_retry_at) FROM invoices"
-            " WHERE subscription_id = ? AND status = 'open') WHERE aggregate_id = ?",
-            (sub["subscription_id"], r.aggregate_id),
+            " WHERE subscription_id = ? AND status = ?) WHERE aggregate_id = ?",
+            (sub["subscription_id"], OPEN, r.aggregate_id),
         )
 
     def on_Subscription_PaymentSucceeded(self, db: ReadDB, r: EventRecord) -> None:
-        sub = self._payment(db, r, "succeeded")
+        sub = self._payment(db, r, SUCCEEDED)
         db.execute(
-            "UPDATE invoices SET status = 'paid', amount_paid = ?, paid_at = ?, attempts = ?,"
+            "UPDATE invoices SET status = ?, amount_paid = ?, paid_at = ?, attempts = ?,"
             " next_retry_at = NULL WHERE number = ?",
-            (r.data["amount"], ts(r.at), r.data["attempt"], r.data["number"]),
+            (PAID, r.data["amount"], ts(r.at), r.data["attempt"], r.data["number"]),
         )
         self._next_retry(db, r, sub)
 
     def on_Subscription_PaymentFailed(self, db: ReadDB, r: EventRecord) -> None:
-        sub = self._payment(db, r, "failed")
+        sub = self._payment(db, r, FAILED)
         db.execute(
             "UPDATE invoices SET attempts = ?, next_retry_at = ? WHERE number = ?",
             (r.data["attempt"], ts(r.data["next_retry_at"]), r.data["number"]),
@@ -312,38 +327,37 @@ class BillingSchedule:
     """
 
     def __init__(
-        self, db: ReadDB, catch_up=None, lead_days: int = 7, remind_all: bool = False
+        self,
+        db: ReadDB,
+        catch_up: Callable[[], object] | None = None,
+        lead_days: int = 7,
+        remind_all: bool = False,
     ) -> None:
         self.db = db
         self.catch_up = catch_up
         self.lead_days = lead_days
         self.remind_all = remind_all
 
-    def due_subscriptions(self, up_to):
-        from datetime import timedelta
-
-        from domain.identity import subscription_uuid
-
+    def due_subscriptions(self, up_to: datetime) -> list[UUID]:
         if self.catch_up:
             self.catch_up()
         horizon = ts(up_to + timedelta(days=self.lead_days))
         rows = self.db.query(
             "SELECT s.subscription_id FROM subscriptions s JOIN plans p ON p.plan_id = s.plan_id"
             " WHERE s.next_check_at IS NOT NULL AND (s.next_check_at <= ?"
-            " OR ((p.interval_unit = 'year' OR ? = 1) AND s.status IN ('active', 'past_due')"
-            " AND s.current_period_end <= ?)) ORDER BY s.next_check_at",
-            (ts(up_to), 1 if self.remind_all else 0, horizon),
+            " OR ((p.interval_unit = 'year' OR ? = 1)"
+            f" AND s.status IN ({marks(PAYING)}) AND s.current_period_end <= ?))"
+            " ORDER BY s.next_check_at",
+            (ts(up_to), 1 if self.remind_all else 0, *PAYING, horizon),
         )
         return [subscription_uuid(row["subscription_id"]) for row in rows]
 
-    def subscriptions_on_plan(self, plan_id: str):
-        from domain.identity import subscription_uuid
-
+    def subscriptions_on_plan(self, plan_id: str) -> list[UUID]:
         if self.catch_up:
             self.catch_up()
         rows = self.db.query(
-            "SELECT subscription_id FROM subscriptions WHERE plan_id = ?"
-            " AND status IN ('trialing', 'active', 'past_due')",
-            (plan_id,),
+            "SELECT subscription_id FROM subscriptions"
+            f" WHERE plan_id = ? AND status IN ({marks(LIVE)})",
+            (plan_id, *LIVE),
         )
         return [subscription_uuid(row["subscription_id"]) for row in rows]

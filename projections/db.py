@@ -127,10 +127,6 @@ class ReadDB:
         self._autocommit()
         return rows
 
-    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        rows = self.query(sql, params)
-        return next(iter(rows[0].values())) if rows else None
-
     def _autocommit(self) -> None:
         if self.kind == "postgres" and not self._in_tx:
             self.conn.commit()

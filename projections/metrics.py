@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from projections.base import Projection, ts
 from projections.db import ReadDB
+from projections.statuses import PAYING, TRIALING, UNSEEN
 from schemas.records import EventRecord
-
-PAYING = ("active", "past_due")
 
 
 def classify(before: int, after: int, was_ever_active: bool) -> str:
@@ -44,25 +43,33 @@ class MetricsProjection(Projection):
             change INTEGER NOT NULL)""",
     }
 
-    def apply(self, db: ReadDB, r: EventRecord) -> None:
-        if r.aggregate_type != "Subscription":
-            return
-        if r.type == "Subscribed":
-            d = r.data
-            db.execute(
-                "INSERT INTO metrics_subscriptions (aggregate_id, subscription_id, customer_id,"
-                " currency, plan_id, mrr, status, started_at, trial_started_at)"
-                " VALUES (?, ?, ?, ?, ?, 0, 'new', ?, ?)",
-                (
-                    r.aggregate_id,
-                    d["subscription_id"],
-                    d["customer_id"],
-                    d["currency"],
-                    d["plan_id"],
-                    ts(r.at),
-                    ts(r.at) if d["status"] == "trialing" else None,
-                ),
-            )
+    # Every Subscription event carries the status and MRR after it, so each one is followed;
+    # test_projection_handlers checks that none is left out.
+
+    def on_Subscription_Subscribed(self, db: ReadDB, r: EventRecord) -> None:
+        d = r.data
+        db.execute(
+            "INSERT INTO metrics_subscriptions (aggregate_id, subscription_id, customer_id,"
+            " currency, plan_id, mrr, status, started_at, trial_started_at)"
+            " VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
+            (
+                r.aggregate_id,
+                d["subscription_id"],
+                d["customer_id"],
+                d["currency"],
+                d["plan_id"],
+                UNSEEN,
+                ts(r.at),
+                ts(r.at) if d["status"] == TRIALING else None,
+            ),
+        )
+        self._follow(db, r)
+
+    def on_Subscription_PlanChanged(self, db: ReadDB, r: EventRecord) -> None:
+        self._follow(db, r, plan_id=r.data["plan_id"])
+
+    def _follow(self, db: ReadDB, r: EventRecord, plan_id: str | None = None) -> None:
+        """Record what the event moved: MRR, paying or not, a trial's end."""
         (sub,) = db.query(
             "SELECT subscription_id, customer_id, currency, mrr, status FROM"
             " metrics_subscriptions WHERE aggregate_id = ?",
@@ -85,16 +92,31 @@ class MetricsProjection(Projection):
                     1 if paying_after else -1,
                 ),
             )
-        trial = ""
-        if sub["status"] == "trialing" and new_status != "trialing":
-            trial = ", trial_ended_at = ?, trial_converted = ?"
-        params = (ts(r.at), 1 if new_status in PAYING else 0) if trial else ()
-        plan = r.data.get("plan_id") if r.type == "PlanChanged" else None
         db.execute(
-            f"UPDATE metrics_subscriptions SET mrr = ?, status = ?,"
-            f" plan_id = COALESCE(?, plan_id){trial} WHERE aggregate_id = ?",
-            (new_mrr, new_status, plan, *params, r.aggregate_id),
+            "UPDATE metrics_subscriptions SET mrr = ?, status = ?,"
+            " plan_id = COALESCE(?, plan_id) WHERE aggregate_id = ?",
+            (new_mrr, new_status, plan_id, r.aggregate_id),
         )
+        if sub["status"] == TRIALING and new_status != TRIALING:
+            db.execute(
+                "UPDATE metrics_subscriptions SET trial_ended_at = ?, trial_converted = ?"
+                " WHERE aggregate_id = ?",
+                (ts(r.at), 1 if paying_after else 0, r.aggregate_id),
+            )
+
+    # the other events change nothing here but the status and MRR they carry
+    on_Subscription_CancellationScheduled = _follow
+    on_Subscription_Churned = _follow
+    on_Subscription_Invoiced = _follow
+    on_Subscription_Paused = _follow
+    on_Subscription_PaymentFailed = _follow
+    on_Subscription_PaymentSucceeded = _follow
+    on_Subscription_QuantityChanged = _follow
+    on_Subscription_Reactivated = _follow
+    on_Subscription_RenewalReminderIssued = _follow
+    on_Subscription_Renewed = _follow
+    on_Subscription_Resumed = _follow
+    on_Subscription_TrialConverted = _follow
 
     def _move(self, db: ReadDB, r: EventRecord, sub: dict, new_mrr: int) -> None:
         rows = db.query(
@@ -105,9 +127,7 @@ class MetricsProjection(Projection):
         before = rows[0]["mrr"] if rows else 0
         ever = bool(rows and rows[0]["first_active_at"])
         after = before - sub["mrr"] + new_mrr
-        if before == after:  # one subscription's loss is another's gain: no movement
-            pass
-        else:
+        if before != after:  # else one subscription's loss is another's gain: no movement
             db.execute(
                 "INSERT INTO mrr_movements (event_id, customer_id, subscription_id, currency,"
                 " at, kind, delta, mrr_before, mrr_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

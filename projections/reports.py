@@ -4,14 +4,39 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from domain.money import round_half_up
 from projections.base import ts
 from projections.db import ReadDB
+from projections.statuses import OPEN, PAYING, SUCCEEDED, UNCOLLECTIBLE, marks
 
 KINDS = ("new", "expansion", "contraction", "churn", "reactivation")
+
+
+def where(filters: Iterable[tuple[str, Any]], alias: str = "") -> tuple[str, list[Any]]:
+    """` WHERE a = ? AND b <= ?` and its parameters, from (column, value) pairs.
+
+    A pair whose value is None or "" filters nothing (an option left out); a column may
+    end in its operator (`"current_period_end <="`, default `=`) and a tuple value means
+    `IN (...)`. `alias` qualifies every column, for queries that join.
+    """
+    prefix = f"{alias}." if alias else ""
+    parts: list[str] = []
+    params: list[Any] = []
+    for column, value in filters:
+        if value is None or value == "":
+            continue
+        name, _, op = column.partition(" ")
+        if isinstance(value, tuple):
+            parts.append(f"{prefix}{name} IN ({marks(value)})")
+            params.extend(value)
+        else:
+            parts.append(f"{prefix}{name} {op or '='} ?")
+            params.append(value)
+    return (f" WHERE {' AND '.join(parts)}" if parts else ""), params
 
 
 def _rate(numerator: int, denominator: int) -> float | None:
@@ -185,11 +210,13 @@ def _paying_at(timeline: list[tuple[str, int]], until: str) -> bool:
 def revenue(db: ReadDB, start: datetime, end: datetime) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
 
+    def figures_for(currency: str) -> dict[str, Any]:
+        empty = {"billed": 0, "tax": 0, "collected": 0, "written_off": 0, "months": {}}
+        return out.setdefault(currency, empty)
+
     def row_for(currency: str, month: str) -> dict[str, Any]:
-        figures = out.setdefault(
-            currency, {"billed": 0, "tax": 0, "collected": 0, "written_off": 0, "months": {}}
-        )
-        return figures["months"].setdefault(month, {"billed": 0, "tax": 0, "collected": 0})
+        months = figures_for(currency)["months"]
+        return months.setdefault(month, {"billed": 0, "tax": 0, "collected": 0})
 
     for row in db.query(
         "SELECT currency, substr(issued_at, 1, 7) AS month, SUM(total) AS billed,"
@@ -201,34 +228,29 @@ def revenue(db: ReadDB, start: datetime, end: datetime) -> dict[str, dict[str, A
         month["billed"], month["tax"] = int(row["billed"]), int(row["tax"])
     for row in db.query(
         "SELECT currency, substr(at, 1, 7) AS month, SUM(amount) AS collected FROM payments"
-        " WHERE outcome = 'succeeded' AND at >= ? AND at < ?"
+        " WHERE outcome = ? AND at >= ? AND at < ?"
         " GROUP BY currency, substr(at, 1, 7)",
-        (ts(start), ts(end)),
+        (SUCCEEDED, ts(start), ts(end)),
     ):
         row_for(row["currency"], row["month"])["collected"] = int(row["collected"])
     for row in db.query(
         "SELECT currency, SUM(amount_due - amount_paid) AS lost FROM invoices"
-        " WHERE status = 'uncollectible' AND issued_at >= ? AND issued_at < ?"
+        " WHERE status = ? AND issued_at >= ? AND issued_at < ?"
         " GROUP BY currency",
-        (ts(start), ts(end)),
+        (UNCOLLECTIBLE, ts(start), ts(end)),
     ):
-        out.setdefault(
-            row["currency"], {"billed": 0, "tax": 0, "collected": 0, "written_off": 0, "months": {}}
-        )
-        out[row["currency"]]["written_off"] = int(row["lost"])
+        figures_for(row["currency"])["written_off"] = int(row["lost"])
     for figures in out.values():
         figures["months"] = dict(sorted(figures["months"].items()))
         for key in ("billed", "tax", "collected"):
             figures[key] = sum(m[key] for m in figures["months"].values())
     outstanding = db.query(
         "SELECT currency, SUM(amount_due - amount_paid) AS open FROM invoices"
-        " WHERE status = 'open' GROUP BY currency"
+        " WHERE status = ? GROUP BY currency",
+        (OPEN,),
     )
     for row in outstanding:
-        out.setdefault(
-            row["currency"], {"billed": 0, "tax": 0, "collected": 0, "written_off": 0, "months": {}}
-        )
-        out[row["currency"]]["outstanding"] = int(row["open"])
+        figures_for(row["currency"])["outstanding"] = int(row["open"])
     for figures in out.values():
         figures.setdefault("outstanding", 0)
     return out
@@ -240,16 +262,8 @@ def invoices(
     subscription: str | None = None,
     status: str | None = None,
 ) -> list[dict[str, Any]]:
-    where, params = [], []
-    for column, value in (
-        ("customer_id", customer),
-        ("subscription_id", subscription),
-        ("status", status),
-    ):
-        if value:
-            where.append(f"{column} = ?")
-            params.append(value)
-    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    filters = (("customer_id", customer), ("subscription_id", subscription), ("status", status))
+    clause, params = where(filters)
     rows = db.query(
         "SELECT number, subscription_id, customer_id, currency, reason, issued_at,"
         " period_start, period_end, subtotal, tax, total, credit_applied, amount_due,"
@@ -257,11 +271,7 @@ def invoices(
         params,
     )
     lines: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    joined = (
-        clause.replace("customer_id", "i.customer_id")
-        .replace("subscription_id", "i.subscription_id")
-        .replace("status", "i.status")
-    )
+    joined, params = where(filters, alias="i")
     for line in db.query(
         "SELECT l.number, l.kind, l.description, l.amount, l.period_start, l.period_end"
         f" FROM invoice_lines l JOIN invoices i ON i.number = l.number{joined}"
@@ -281,16 +291,9 @@ def payments(
     outcome: str | None = None,
 ) -> list[dict[str, Any]]:
     """Every charge attempt (and payment recorded outside the gateway), oldest first."""
-    where, params = [], []
-    for column, value in (
-        ("customer_id", customer),
-        ("subscription_id", subscription),
-        ("outcome", outcome),
-    ):
-        if value:
-            where.append(f"{column} = ?")
-            params.append(value)
-    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    clause, params = where(
+        (("customer_id", customer), ("subscription_id", subscription), ("outcome", outcome))
+    )
     return db.query(
         "SELECT at, number, subscription_id, customer_id, currency, amount, outcome, attempt,"
         f" reason, reference FROM payments{clause} ORDER BY at, number, attempt",
@@ -313,9 +316,8 @@ def subscription(db: ReadDB, subscription_id: str) -> dict[str, Any] | None:
     row["open_invoices"] = [
         r["number"]
         for r in db.query(
-            "SELECT number FROM invoices WHERE subscription_id = ? AND status = 'open'"
-            " ORDER BY number",
-            (subscription_id,),
+            "SELECT number FROM invoices WHERE subscription_id = ? AND status = ? ORDER BY number",
+            (subscription_id, OPEN),
         )
     ]
     return row
@@ -327,20 +329,14 @@ def subscriptions(
     status: str | None = None,
     renewing_before: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    where, params = [], []
-    if customer:
-        where.append("customer_id = ?")
-        params.append(customer)
-    if status:
-        where.append("status = ?")
-        params.append(status)
-    if renewing_before:
-        where.append(
-            "status IN ('active', 'past_due') AND cancel_at_period_end = 0"
-            " AND current_period_end <= ?"
-        )
-        params.append(ts(renewing_before))
-    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    filters = [("customer_id", customer), ("status", status)]
+    if renewing_before:  # billed again by then: paying, and not cancelling at period end
+        filters += [
+            ("status", PAYING),
+            ("cancel_at_period_end", 0),
+            ("current_period_end <=", ts(renewing_before)),
+        ]
+    clause, params = where(filters)
     return db.query(
         "SELECT subscription_id, customer_id, plan_id, status, quantity, currency, mrr,"
         " current_period_end, cancel_at_period_end FROM subscriptions"
@@ -365,8 +361,8 @@ def balance(db: ReadDB, customer_id: str) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for row in db.query(
         "SELECT currency, SUM(amount_due - amount_paid) AS due FROM invoices"
-        " WHERE customer_id = ? AND status = 'open' GROUP BY currency",
-        (customer_id,),
+        " WHERE customer_id = ? AND status = ? GROUP BY currency",
+        (customer_id, OPEN),
     ):
         out.setdefault(row["currency"], {})["outstanding"] = int(row["due"])
     for row in db.query(

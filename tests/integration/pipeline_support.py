@@ -8,10 +8,9 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bootstrap import Config, Runtime
+from bootstrap import Config, Runtime, serve
 from consumers import kafka as k
 from consumers.commands import tracking_name
-from consumers.serve import serve
 from schemas.codec import CommandCodec, command_key
 
 

@@ -24,7 +24,7 @@ from pipeline_support import (
 
 from bootstrap import Config, Runtime
 from domain import commands as c
-from domain.bookkeeping import CommandReceipt
+from domain.books.command_receipt import CommandReceipt
 from domain.identity import receipt_uuid
 from domain.simulation import Simulation
 from projections import reports
@@ -380,8 +380,8 @@ def test_a_kafka_fed_read_model_rebuilt_from_the_store_resumes_without_doubles(
 
 
 def test_the_wall_clock_scheduler_advances_the_ledger_to_the_current_minute(config) -> None:
+    from bootstrap import serve
     from consumers.kafka import ensure_topics
-    from consumers.serve import serve
 
     ensure_topics(config)
     stop = threading.Event()

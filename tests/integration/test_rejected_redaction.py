@@ -12,7 +12,7 @@ from pipeline_support import Served, Upstream, consume_all, make_config
 
 from bootstrap import Config, Runtime
 from domain import commands as c
-from domain.bookkeeping import CommandReceipt
+from domain.books.command_receipt import CommandReceipt
 from domain.identity import receipt_uuid
 from domain.pci import mask_card_numbers, mask_card_numbers_in_bytes
 from schemas import registry, topics
