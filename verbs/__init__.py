@@ -1,1 +1,5 @@
-"""The CLI's verbs and how they print: `render` turns results and errors into output."""
+"""The CLI's verbs by topic; `cli.py` adds each module's `COMMANDS` to the group.
+
+app (the context), options, command (issue/publish); catalog, customers, subscriptions,
+billing, report, simulation, pipeline (the verbs); render, reads (output), errors.
+"""

@@ -1,4 +1,4 @@
-"""What the CLI prints: tables for people, JSON and CSV for machines, one-line errors.
+"""What the CLI prints: tables for people, JSON and CSV for machines.
 
 User text is data here, never markup or terminal control: table cells and titles are rich
 `Text` objects, control and bidi characters are shown escaped, and amounts stay integer
@@ -7,125 +7,18 @@ minor units everywhere except in the table a person reads.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-import os
 import re
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import click
 
 from domain.money import format_amount
-from domain.pci import mask_card_numbers
-
-FORMATS = click.Choice(["table", "json", "csv"])
-
-# ---- the columns each read returns ----------------------------------------------------------
-# Declared, so an empty result still prints its header; keys a read adds later are appended.
-
-PLAN_COLUMNS = (
-    "plan_id",
-    "name",
-    "currency",
-    "model",
-    "price",
-    "interval_unit",
-    "interval_count",
-    "trial_days",
-    "features",
-    "price_version",
-    "retired",
-)
-SUBSCRIPTION_COLUMNS = (
-    "subscription_id",
-    "customer_id",
-    "plan_id",
-    "status",
-    "quantity",
-    "currency",
-    "mrr",
-    "current_period_end",
-    "cancel_at_period_end",
-)
-INVOICE_COLUMNS = (
-    "number",
-    "subscription_id",
-    "customer_id",
-    "currency",
-    "reason",
-    "issued_at",
-    "period_start",
-    "period_end",
-    "subtotal",
-    "tax",
-    "total",
-    "credit_applied",
-    "amount_due",
-    "amount_paid",
-    "status",
-    "attempts",
-)
-PAYMENT_COLUMNS = (
-    "at",
-    "number",
-    "subscription_id",
-    "customer_id",
-    "currency",
-    "amount",
-    "outcome",
-    "attempt",
-    "reason",
-    "reference",
-)
-HISTORY_COLUMNS = (
-    "version",
-    "event",
-    "at",
-    "status",
-    "currency",
-    "mrr",
-    "actor",
-    "command",
-    "command_id",
-    "source",
-)
-MRR_COLUMNS = ("currency", "mrr", "arr", "paying_customers", "arpu", "active_subscriptions")
-_KINDS = ("new", "expansion", "contraction", "churn", "reactivation")
-MOVEMENT_COLUMNS = ("currency", *_KINDS, "net", *(f"{k}_customers" for k in _KINDS))
-CHURN_COLUMNS = (
-    "currency",
-    "customers_at_start",
-    "customers_churned",
-    "new_customers_churned",
-    "logo_churn_rate",
-    "mrr_at_start",
-    "churned_mrr",
-    "contraction_mrr",
-    "expansion_mrr",
-    "reactivation_mrr",
-    "revenue_churn_rate",
-    "net_revenue_churn_rate",
-    "trials_ended",
-    "trials_converted",
-    "trial_conversion_rate",
-)
-COHORT_COLUMNS = ("cohort", "customers")  # then m0, m1, ... as far as the data reaches
-REVENUE_COLUMNS = (
-    "currency",
-    "month",
-    "billed",
-    "tax",
-    "collected",
-    "written_off",
-    "outstanding",
-)
 
 # Integer minor units of the row's currency: formatted ("10.00") in tables only.
 AMOUNT_COLUMNS = frozenset(
@@ -310,13 +203,14 @@ def show(
     Console(width=max(120, len(names) * 22)).print(table)
 
 
-def show_outcome(outcome: Any, fmt: str) -> None:
+def show_outcome(outcome: Any, fmt: str, *, debug: bool = False) -> None:
     """Print what a recorded command did. It is recorded: a failure to render it must not
-    report the command as failed, so the outcome falls back to plain JSON and a warning."""
+    report the command as failed, so the outcome falls back to plain JSON and a warning
+    (`debug`: with the traceback of why it could not be shown)."""
     try:
         show(outcome, fmt)
     except Exception:
-        if os.environ.get("SUBLEDGER_DEBUG"):
+        if debug:
             traceback.print_exc()
         try:
             click.echo(to_json(outcome, indent=None, ascii_only=True))
@@ -327,275 +221,3 @@ def show_outcome(outcome: Any, fmt: str) -> None:
             )
         except Exception:  # nowhere left to print: the exit status still says it was done
             pass
-
-
-def format_option(fn: Callable) -> Callable:
-    return click.option(
-        "--format",
-        "fmt",
-        type=FORMATS,
-        default="table",
-        show_default=True,
-        help="Output format; JSON and CSV amounts are integer minor units.",
-    )(fn)
-
-
-# ---- shaping the reads that differ by format ----------------------------------------------
-
-
-def plan_rows(plans: list[dict[str, Any]], fmt: str) -> list[dict[str, Any]]:
-    """JSON keeps the pricing object; CSV the price in minor units (or the pricing as JSON
-    for tiered and volume plans); the table a price for people."""
-    if fmt == "json":
-        return plans
-    out = []
-    for plan in plans:
-        row = dict(plan)
-        pricing = row.pop("pricing")
-        row["model"] = pricing["model"]
-        if pricing.get("tiers"):
-            tiers = f"{len(pricing['tiers'])} tiers"
-            row["price"] = tiers if fmt == "table" else to_json(pricing, indent=None)
-        else:
-            row["price"] = pricing["amount"]
-        features = row["features"]
-        row["features"] = ",".join(features) if fmt == "table" else to_json(features, indent=None)
-        out.append(row)
-    return out
-
-
-def cohort_rows(cohorts: list[dict[str, Any]], fmt: str) -> list[dict[str, Any]]:
-    """Retention as ratios (0-1) for machines, as percents in the table."""
-    if fmt == "json":
-        return cohorts
-    return [
-        {
-            "cohort": r["cohort"],
-            "customers": r["customers"],
-            **{f"m{i}": v if fmt == "csv" else f"{v:.0%}" for i, v in enumerate(r["retention"])},
-        }
-        for r in cohorts
-    ]
-
-
-def revenue_rows(revenue: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row a month per currency, then the window's totals."""
-    rows = []
-    for currency, figures in revenue.items():
-        rows += [
-            {"currency": currency, "month": month, **m} for month, m in figures["months"].items()
-        ]
-        totals = {k: v for k, v in figures.items() if k != "months"}
-        rows.append({"currency": currency, "month": "total", **totals})
-    return rows
-
-
-# ---- errors for people ------------------------------------------------------------------------
-
-EX_TEMPFAIL = 75  # sysexits: a temporary failure, try again
-_STORE_FILES = ("events.sqlite", "read.sqlite", "keys.sqlite")
-_SQLITE_HEADER = b"SQLite format 3\x00"
-_PASSWORD_IN_URL = re.compile(r"(://[^/\s:@]*:)[^@\s]*@")
-_PG_DOWN = (
-    "connection refused",
-    "could not connect",
-    "could not translate host name",
-    "couldn't get a connection",
-    "connection to server",
-    "server closed the connection",
-    "timeout expired",
-    "no route to host",
-    "network is unreachable",
-    "connection timed out",
-)
-
-
-def error_line(message: Any) -> str:
-    """Every error the user sees: one line, card numbers masked, no passwords, no controls."""
-    text = " ".join(mask_card_numbers(str(message)).split())
-    return "error: " + escape(_PASSWORD_IN_URL.sub(r"\1***@", text))
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    """The exception and what it was raised from (eventsourcing wraps driver errors)."""
-    out: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in out and len(out) < 16:
-        out.append(current)
-        current = current.__cause__ or current.__context__
-    return out
-
-
-def _kinds(exc: BaseException) -> set[str]:
-    """`module.Class` for every class the exception is: matched without importing drivers."""
-    return {f"{k.__module__}.{k.__name__}" for k in type(exc).__mro__}
-
-
-def _raised_in(exc: BaseException, fragment: str) -> bool:
-    """True if a frame of the exception's traceback runs code in a path with `fragment`."""
-    tb = exc.__traceback__
-    for frame, _ in traceback.walk_tb(tb):
-        if fragment in frame.f_code.co_filename.replace(os.sep, "/"):
-            return True
-    return False
-
-
-def _not_sqlite(data_dir: Path) -> str | None:
-    """The first store file in the data dir that is not an SQLite database."""
-    candidates = [data_dir / n for n in _STORE_FILES]
-    with contextlib.suppress(OSError):
-        candidates += sorted(p for p in data_dir.glob("*.sqlite") if p not in candidates)
-    for path in candidates:
-        try:
-            with path.open("rb") as f:
-                head = f.read(100)
-        except OSError:
-            continue
-        if head and not head.startswith(_SQLITE_HEADER):
-            return path.name
-    return None
-
-
-def _postgres(config: Any, chain: list[BaseException], message: str) -> str:
-    """Which configured PostgreSQL the driver could not use: 'host:port (SETTING)', never
-    the URL (it may hold a password)."""
-    found: list[tuple[str, int, str]] = []  # host, port, setting
-    for setting, attr in (
-        ("SUBLEDGER_EVENT_STORE", "event_store"),
-        ("SUBLEDGER_READ_DB", "read_db"),
-    ):
-        url = getattr(config, attr, None)
-        if not url:
-            continue
-        parts = urlsplit(url)
-        try:
-            port = parts.port or 5432
-        except ValueError:
-            port = 5432
-        missing = re.search(r'database "([^"]*)" does not exist', message)
-        if missing and missing.group(1) != unquote(parts.path.lstrip("/")):
-            continue  # the server named the database it lacks: not this one
-        found.append((parts.hostname or "localhost", port, setting))
-    if not found:
-        return "its host and port (SUBLEDGER_EVENT_STORE / SUBLEDGER_READ_DB)"
-    # psycopg names the server it tried: 'connection to server at "HOST", port PORT failed'
-    hit = [f for f in found if f'"{f[0]}"' in message and f"port {f[1]} " in f"{message} "]
-    psycopg3 = any(k.startswith(("psycopg.", "psycopg_pool.")) for e in chain for k in _kinds(e))
-    if not hit and psycopg3:  # eventsourcing's driver: the event store
-        hit = [f for f in found if f[2] == "SUBLEDGER_EVENT_STORE"]
-    places: dict[str, list[str]] = {}
-    for host, port, setting in hit or found:
-        places.setdefault(f"{host}:{port}", []).append(setting)
-    return " or ".join(f"{where} ({', '.join(names)})" for where, names in places.items())
-
-
-def explain(exc: BaseException, config: Any = None) -> tuple[str, int]:
-    """An unexpected exception in the user's words (no class names, no errno), and the exit
-    status: what is wrong, with which setting, and what to do."""
-    chain = _chain(exc)
-    texts = " ".join(str(e) for e in chain)
-    lowered = texts.lower()
-    kinds = set().union(*(_kinds(e) for e in chain))
-    data_dir: Path | None = getattr(config, "data_dir", None)
-    where = str(data_dir) if data_dir is not None else "the data directory"
-
-    if data_dir is not None and any(
-        isinstance(e, FileExistsError | NotADirectoryError) for e in chain
-    ):
-        if data_dir.exists() and not data_dir.is_dir():
-            return f"the data directory {data_dir} is a file; give a directory (--data-dir)", 1
-        blocker = next((p for p in data_dir.parents if p.exists() and not p.is_dir()), None)
-        if blocker is not None:
-            return (
-                f"the data directory {data_dir} is inside a file ({blocker}); "
-                "give a directory (--data-dir)",
-                1,
-            )
-    if data_dir is not None and any(isinstance(e, PermissionError) for e in chain):
-        return (
-            f"cannot write in the data directory {data_dir} (permission denied); "
-            "give a directory you can write (--data-dir)",
-            1,
-        )
-    if "not a database" in lowered:
-        bad = _not_sqlite(data_dir) if data_dir is not None else None
-        what = f"{bad} is not" if bad else "a file in it is not"
-        return f"{where} is not a subledger store ({what} an SQLite database)", 1
-    if "database disk image is malformed" in lowered:
-        return (
-            f"{where} holds a damaged SQLite database (database disk image is malformed); "
-            "restore the data directory from a backup",
-            1,
-        )
-    if "database is locked" in lowered or "database table is locked" in lowered:
-        if _raised_in(exc, "/projections/") and not _raised_in(exc, "/eventsourcing/"):
-            return (
-                f"the read models in {where} are busy (another subledger process is updating "
-                "them); try again",
-                EX_TEMPFAIL,
-            )
-        return (
-            f"the data directory {where} is busy (another subledger process is writing); "
-            "nothing was recorded, try again",
-            EX_TEMPFAIL,
-        )
-    if any(k.startswith("psycopg") and k.endswith(".OperationalError") for k in kinds):
-        target = _postgres(config, chain, texts)
-        if "does not exist" in lowered:
-            return (
-                f"PostgreSQL at {target} has no such database; create it, or point the "
-                "setting at one that exists",
-                1,
-            )
-        if "authentication failed" in lowered or "no password supplied" in lowered:
-            return (
-                f"PostgreSQL at {target} refused the login (password authentication failed); "
-                "check the user and password in the URL",
-                1,
-            )
-        if any(sign in lowered for sign in _PG_DOWN):
-            return (
-                f"cannot reach PostgreSQL at {target}; check it is running (ops/services status)",
-                1,
-            )
-    bootstrap = getattr(config, "kafka_bootstrap", None) or "(not set)"
-    if "kafka.errors.NoBrokersAvailable" in kinds or "kafka.errors.KafkaConnectionError" in kinds:
-        return _kafka_down(bootstrap), 1
-    if "kafka.errors.KafkaTimeoutError" in kinds:
-        if "bootstrap" in lowered:
-            return _kafka_down(bootstrap), 1
-        return (
-            f"Kafka at {bootstrap} (SUBLEDGER_KAFKA_BOOTSTRAP) did not answer in time "
-            f"({_message(exc)}); check it is running (ops/services status)",
-            1,
-        )
-    if any(isinstance(e, OverflowError) for e in chain):
-        return (
-            "a number is too large to store (the limit is 9223372036854775807)"
-            " (SUBLEDGER_DEBUG=1 shows the details)",
-            1,
-        )
-    detail = _message(exc)
-    return (
-        f"unexpected failure: {detail} (SUBLEDGER_DEBUG=1 shows the details)"
-        if detail
-        else "unexpected failure (SUBLEDGER_DEBUG=1 shows the details)",
-        1,
-    )
-
-
-def _kafka_down(bootstrap: str) -> str:
-    return (
-        f"cannot reach Kafka at {bootstrap} (SUBLEDGER_KAFKA_BOOTSTRAP); "
-        "check it is running (ops/services status)"
-    )
-
-
-def _message(exc: BaseException) -> str:
-    """The exception's own words without its class name or errno."""
-    if isinstance(exc, OSError) and exc.strerror:
-        name = f": {exc.filename}" if exc.filename is not None else ""
-        return f"{exc.strerror.lower()}{name}"
-    if isinstance(exc, KeyError) and exc.args:
-        return f"no entry {exc.args[0]!r}"
-    return str(exc).removeprefix(f"{type(exc).__name__}: ")

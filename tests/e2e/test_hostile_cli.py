@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 import cli as cli_module
 from bootstrap import Config, Runtime
-from domain.bookkeeping import CommandReceipt
+from domain.books.command_receipt import CommandReceipt
 from domain.identity import receipt_uuid
 from domain.pci import find_card_number
 

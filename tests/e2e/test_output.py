@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from verbs import render
+from verbs import reads
 
 SUBLEDGER = str(Path(sys.executable).with_name("subledger"))
 Run = Callable[..., subprocess.CompletedProcess]
@@ -99,7 +99,7 @@ def test_subscribing_with_a_markup_id_exits_0_and_the_subscription_is_saved(run:
 
 def test_an_empty_invoice_list_prints_its_csv_header(run: Run) -> None:
     proc = run("invoices", "list", "--format", "csv")
-    assert proc.stdout == ",".join(render.INVOICE_COLUMNS) + "\n"
+    assert proc.stdout == ",".join(reads.INVOICE_COLUMNS) + "\n"
     assert json.loads(run("invoices", "list", "--format", "json").stdout) == []
     table = run("invoices", "list").stdout
     assert "number" in table and "amount_due" in table
@@ -111,14 +111,14 @@ WINDOW = ("--from", "2024-01-01", "--to", "2024-02-01")
 @pytest.mark.parametrize(
     ("args", "columns"),
     [
-        (("subscription", "list"), render.SUBSCRIPTION_COLUMNS),
-        (("payments", "list"), render.PAYMENT_COLUMNS),
-        (("plan", "list"), render.PLAN_COLUMNS),
-        (("report", "mrr"), render.MRR_COLUMNS),
-        (("report", "cohorts"), render.COHORT_COLUMNS),
-        (("report", "movements", *WINDOW), render.MOVEMENT_COLUMNS),
-        (("report", "churn", *WINDOW), render.CHURN_COLUMNS),
-        (("report", "revenue", *WINDOW), render.REVENUE_COLUMNS),
+        (("subscription", "list"), reads.SUBSCRIPTION_COLUMNS),
+        (("payments", "list"), reads.PAYMENT_COLUMNS),
+        (("plan", "list"), reads.PLAN_COLUMNS),
+        (("report", "mrr"), reads.MRR_COLUMNS),
+        (("report", "cohorts"), reads.COHORT_COLUMNS),
+        (("report", "movements", *WINDOW), reads.MOVEMENT_COLUMNS),
+        (("report", "churn", *WINDOW), reads.CHURN_COLUMNS),
+        (("report", "revenue", *WINDOW), reads.REVENUE_COLUMNS),
     ],
     ids=[
         "subscription list",

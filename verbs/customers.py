@@ -1,0 +1,110 @@
+"""Customers: register, update, show, erase (crypto-shredding)."""
+
+from __future__ import annotations
+
+import click
+
+from domain import commands as c
+from domain.errors import InvalidInput
+from verbs.app import App
+from verbs.command import issue
+from verbs.options import command_options, format_option
+from verbs.render import show
+
+
+@click.group()
+def customer() -> None:
+    """Register, update, show and erase customers."""
+
+
+@customer.command("register")
+@click.argument("customer_id")
+@click.option("--name", required=True)
+@click.option("--email", required=True)
+@click.option("--country", default="US", show_default=True, help="ISO 3166 alpha-2.")
+@click.option(
+    "--payment-token", required=True, help="A gateway token such as tok_visa; never a card number."
+)
+@click.option("--preference", "preferences", multiple=True, help="KEY=VALUE, repeatable.")
+@command_options
+@format_option
+@click.pass_context
+def customer_register(
+    ctx, customer_id, name, email, country, payment_token, preferences, at_, command_id, actor, fmt
+):
+    """Register a customer (personal data is stored encrypted with their own key)."""
+    bad = [p for p in preferences if "=" not in p]
+    if bad:
+        raise InvalidInput("--preference takes KEY=VALUE (e.g. --preference notify.email=off)")
+    prefs = dict(p.split("=", 1) for p in preferences)
+    issue(
+        ctx,
+        c.RegisterCustomer,
+        at_,
+        command_id,
+        actor,
+        fmt,
+        customer_id=customer_id,
+        name=name,
+        email=email,
+        country=country.upper(),
+        payment_token=payment_token,
+        preferences=prefs,
+    )
+
+
+@customer.command("update")
+@click.argument("customer_id")
+@click.option("--name")
+@click.option("--email")
+@click.option("--country")
+@click.option("--payment-token")
+@command_options
+@format_option
+@click.pass_context
+def customer_update(
+    ctx, customer_id, name, email, country, payment_token, at_, command_id, actor, fmt
+):
+    """Change a customer's contact details or payment token."""
+    issue(
+        ctx,
+        c.UpdateCustomer,
+        at_,
+        command_id,
+        actor,
+        fmt,
+        customer_id=customer_id,
+        name=name,
+        email=email,
+        country=country.upper() if country else None,
+        payment_token=payment_token,
+    )
+
+
+@customer.command("erase")
+@click.argument("customer_id")
+@command_options
+@format_option
+@click.pass_context
+def customer_erase(ctx, customer_id, at_, command_id, actor, fmt):
+    """GDPR erasure: destroy the customer's key; amounts and dates stay, the person goes."""
+    issue(ctx, c.EraseCustomer, at_, command_id, actor, fmt, customer_id=customer_id)
+
+
+@customer.command("show")
+@click.argument("customer_id")
+@format_option
+@click.pass_obj
+def customer_show(app: App, customer_id: str, fmt: str) -> None:
+    """A customer's profile (decrypted), subscriptions and balance."""
+    from projections import reports
+
+    profile = app.runtime.ledger.customer_profile(customer_id)
+    profile["balance"] = reports.balance(app.runtime.db, customer_id)
+    profile["subscriptions"] = [
+        s["subscription_id"] for s in reports.subscriptions(app.runtime.db, customer=customer_id)
+    ]
+    show(profile, fmt)
+
+
+COMMANDS: list[click.Command] = [customer]

@@ -1,0 +1,188 @@
+"""The pipeline: read models' status, catch-up and rebuild, and the Kafka workers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from domain.errors import InvalidInput
+from verbs.app import App
+from verbs.errors import Failure
+from verbs.options import format_option
+from verbs.render import show
+
+
+@click.group()
+def projections() -> None:
+    """Read models: status, rebuild."""
+
+
+@projections.command("status")
+@format_option
+@click.pass_obj
+def projections_status(app: App, fmt: str) -> None:
+    """Each projection's position and lag behind the event store's head, and where it is
+    stuck if an event made it fail (`stuck`: empty, or position, event and reason)."""
+    from consumers.embedded import stuck_at
+    from projections.base import get_faults
+
+    app.warn_stuck = False  # the `stuck` column says it
+
+    def stuck(fault: dict[str, Any] | None) -> Any:
+        if fmt == "json":
+            keys = ("position", "event", "reason", "recorded_at")
+            return {k: fault[k] for k in keys} if fault else None
+        return stuck_at(fault) if fault else ""
+
+    if app.config.kafka_bootstrap and not app.config.embedded:
+        from consumers.projector import status
+
+        runtime = app.runtime
+        state = status(app.config, runtime.ledger, runtime.projections, runtime.db)
+        faults = {(f["projection"], f["source"]): f for f in get_faults(runtime.db)}
+        topic = app.config.events_topic
+        for row in state["partitions"]:
+            name = row["projection"]
+            fault = faults.get((name, f"{topic}:{row['partition']}")) or faults.get((name, "log"))
+            row["stuck"] = stuck(fault)
+        click.echo(f"event store head {state['head']}, relayed up to {state['relay']}")
+        show(state["partitions"], fmt)
+        return
+    feeder = app.runtime.feeder
+    head = feeder.head()
+    faults = feeder.faults()
+    show(
+        [
+            {
+                "projection": name,
+                "position": pos,
+                "head": head,
+                "lag": head - pos,
+                "stuck": stuck(faults.get(name)),
+            }
+            for name, pos in feeder.positions().items()
+        ],
+        fmt,
+    )
+
+
+@projections.command("wait")
+@click.option(
+    "--timeout", type=click.FloatRange(0, 86_400, min_open=True), default=60.0, show_default=True
+)
+@click.pass_obj
+def projections_wait(app: App, timeout: float) -> None:
+    """Return once every projection has caught up with the event store's head."""
+    if not (app.config.kafka_bootstrap and not app.config.embedded):
+        app.runtime.catch_up()
+        return
+    from consumers.projector import wait_caught_up
+
+    runtime = app.runtime
+    if not wait_caught_up(app.config, runtime.ledger, runtime.projections, runtime.db, timeout):
+        raise Failure(f"projections not caught up within {timeout:g}s")
+
+
+@projections.command("rebuild")
+@click.argument("name")
+@format_option
+@click.pass_obj
+def projections_rebuild(app: App, name: str, fmt: str) -> None:
+    """Drop a read model and rebuild it from the event store.
+
+    With Kafka, stop that projection's workers first; they resume after the rebuild.
+    """
+    from consumers.embedded import ProjectionStuck, stuck_at
+    from projections.base import get_faults
+
+    app.warn_stuck = False  # the rebuild clears the fault, or says where it stopped again
+    runtime = app.runtime
+    found = [p for p in runtime.projections if p.name == name]
+    if not found:
+        raise InvalidInput(
+            f"unknown projection '{name}' (known: {', '.join(p.name for p in runtime.projections)})"
+        )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn(f"[bold]rebuilding {name}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("events"), disable=fmt != "table", transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task(name, total=runtime.feeder.head())
+
+        def progress(position: int, head: int) -> None:
+            bar.update(task, completed=position, total=head)
+
+        if runtime.kafka_mode:  # rows from the store, then the Kafka group resumes at the end
+            from consumers.projector import rebuild_from_store
+
+            applied = rebuild_from_store(
+                app.config, runtime.ledger, found[0], runtime.db, progress=progress
+            )
+            faults = get_faults(runtime.db, name)
+        else:
+            try:
+                applied = runtime.feeder.rebuild(found[0], progress)
+                faults = []
+            except ProjectionStuck as stopped:
+                faults = [stopped.fault]
+    if faults:  # the fault is recorded, the read model stays at the event before it
+        raise Failure(
+            f"rebuilding {name} stopped: {stuck_at(faults[0])}; the read model stays"
+            " there (see 'subledger projections status'); this is a bug to report"
+        )
+    show({"projection": name, "events_applied": applied}, fmt)
+
+
+@click.command()
+@click.option(
+    "--clock",
+    "clock_",
+    type=click.Choice(["wall", "manual"]),
+    default="wall",
+    show_default=True,
+    help="wall: due work runs by wall time (an AdvanceClock every --tick seconds); manual: "
+    "only when a `clock advance --to T` command arrives.",
+)
+@click.option(
+    "--workers",
+    default="commands,relay,projections,scheduler",
+    show_default=True,
+    help="Comma-separated: commands, relay, projections, scheduler.",
+)
+@click.option(
+    "--tick",
+    type=click.FloatRange(0.1, 86_400),
+    default=60.0,
+    show_default=True,
+    help="With --clock wall: seconds between clock ticks.",
+)
+@click.pass_obj
+def serve(app: App, clock_: str, workers: str, tick: float) -> None:
+    """Run the Kafka pipeline's workers until SIGTERM/SIGINT."""
+    import logging
+
+    from bootstrap import serve as run  # the composition root hands the workers their parts
+    from domain.limits import quote
+
+    level = app.config.log_level.strip().upper()
+    if level not in logging.getLevelNamesMapping():
+        raise InvalidInput(
+            f"SUBLEDGER_LOG_LEVEL: {quote(app.config.log_level)} is not a log level;"
+            " set DEBUG, INFO, WARNING or ERROR"
+        )
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(threadName)s %(levelname)s %(message)s",
+    )
+    names = [w.strip() for w in workers.split(",") if w.strip()]
+    try:
+        code = run(app.config, names, clock=clock_, tick_s=tick)
+    except (ValueError, RuntimeError) as exc:
+        raise Failure(str(exc)) from None
+    if code:
+        raise Failure("a worker failed (see the log)")
+
+
+COMMANDS: list[click.Command] = [projections, serve]
