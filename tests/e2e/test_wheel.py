@@ -72,11 +72,10 @@ def test_the_installed_wheel_runs_from_its_own_files(installed: Path, tmp_path: 
                "--months", "2", "--seed", "3", "--format", "json")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["events"] > 0
-    invoices = json.loads(
-        run(
-            installed, tmp_path, "--data-dir", str(book), "invoices", "list", "--format", "json"
-        ).stdout  # fmt: skip
+    listed = run(
+        installed, tmp_path, "--data-dir", str(book), "invoices", "list", "--format", "json"
     )
+    invoices = json.loads(listed.stdout)
     assert invoices and all(i["number"].startswith("INV-") for i in invoices)
     from_schemas = subprocess.run(
         [str(installed / "bin" / "python"), "-c",
