@@ -38,7 +38,12 @@ if TYPE_CHECKING:
 
 def projections() -> list[Projection]:
     """The read models, in the order they are fed."""
-    return [BillingProjection(), MetricsProjection()]
+    found: list[Projection] = [BillingProjection(), MetricsProjection()]
+    # ---- payments (issue 9): helper-owned section ----
+    # ---- credit (issue 9): helper-owned section ----
+    # ---- notifications (issue 9): helper-owned section ----
+    # ---- webhooks (issue 9): helper-owned section ----
+    return found
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,10 @@ class Config:
     actor: str = field(default_factory=lambda: os.environ.get("USER", "cli"))
     log_level: str = "INFO"  # `serve`'s log
     debug: bool = False  # tracebacks instead of one-line errors
+    # ---- payments (issue 9): helper-owned section ----
+    # ---- credit (issue 9): helper-owned section ----
+    # ---- notifications (issue 9): helper-owned section ----
+    # ---- webhooks (issue 9): helper-owned section ----
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:
@@ -81,6 +90,10 @@ class Config:
             "log_level": env.get("SUBLEDGER_LOG_LEVEL") or "INFO",
             "debug": env.get("SUBLEDGER_DEBUG", "").strip().lower()
             not in ("", "0", "false", "no", "off"),
+            # ---- payments (issue 9): helper-owned section ----
+            # ---- credit (issue 9): helper-owned section ----
+            # ---- notifications (issue 9): helper-owned section ----
+            # ---- webhooks (issue 9): helper-owned section ----
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

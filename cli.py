@@ -9,7 +9,19 @@ from typing import Any, NoReturn
 import click
 
 from domain.errors import LedgerError
-from verbs import billing, catalog, customers, pipeline, report, simulation, subscriptions
+from verbs import (
+    billing,
+    catalog,
+    credit,
+    customers,
+    exports,
+    notifications,
+    pipeline,
+    report,
+    simulation,
+    subscriptions,
+    webhooks,
+)
 from verbs.app import App
 from verbs.errors import error_line, explain
 
@@ -33,7 +45,8 @@ def cli(ctx: click.Context, data_dir: str | None) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
-for _topic in (catalog, customers, subscriptions, billing, report, simulation, pipeline):
+_TOPICS = (catalog, customers, subscriptions, billing, credit, notifications, webhooks, exports)
+for _topic in (*_TOPICS, report, simulation, pipeline):
     for _verb in _topic.COMMANDS:  # each verbs module lists the commands it defines
         cli.add_command(_verb)
 

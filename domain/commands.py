@@ -266,24 +266,18 @@ class AdvanceClock(Command):
     """Run everything due up to `at`, in time order."""
 
 
+# ---- payments (issue 9): helper-owned section, add below this line ----
+
+# ---- credit (issue 9): helper-owned section, add below this line ----
+
+# ---- notifications (issue 9): helper-owned section, add below this line ----
+
+# ---- webhooks (issue 9): helper-owned section, add below this line ----
+
+
 COMMANDS: dict[str, type[Command]] = {
-    cls.__name__: cls
-    for cls in (
-        DefinePlan,
-        ChangePlanPrice,
-        RetirePlan,
-        RegisterCustomer,
-        UpdateCustomer,
-        EraseCustomer,
-        DefineCoupon,
-        SetTaxRate,
-        Subscribe,
-        ChangePlan,
-        Cancel,
-        Pause,
-        Resume,
-        Reactivate,
-        RecordPayment,
-        AdvanceClock,
-    )
+    name: obj
+    for name, obj in list(globals().items())
+    if isinstance(obj, type) and issubclass(obj, Command) and obj is not Command
 }
+"""Every command this module defines, by name (the Avro record name)."""

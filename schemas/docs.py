@@ -139,6 +139,10 @@ FIELDS: dict[str, str] = {
     "count": "Number of units per period (3 with 'month' = quarterly).",
     "description": "Human-readable line text, as printed on the invoice.",
     "extra": "Any other metadata entries, by name.",
+    # ---- payments (issue 9): helper-owned section ----
+    # ---- credit (issue 9): helper-owned section ----
+    # ---- notifications (issue 9): helper-owned section ----
+    # ---- webhooks (issue 9): helper-owned section ----
 }
 
 OWNED: dict[tuple[str, str], str] = {
@@ -211,6 +215,10 @@ OWNED: dict[tuple[str, str], str] = {
     ("Metadata", "correlation_id"): "Correlation id of the causing command.",
     ("Metadata", "actor"): "Who asked for the causing command.",
     ("Metadata", "source"): "Upstream system the causing command came from.",
+    # ---- payments (issue 9): helper-owned section ----
+    # ---- credit (issue 9): helper-owned section ----
+    # ---- notifications (issue 9): helper-owned section ----
+    # ---- webhooks (issue 9): helper-owned section ----
 }
 
 RECORDS: dict[str, str] = {
@@ -271,6 +279,10 @@ RECORDS: dict[str, str] = {
     "Subscription.Paused": "A subscription was paused.",
     "Subscription.Resumed": "A paused subscription resumed.",
     "Subscription.RenewalReminderIssued": "A renewal reminder is due to the customer.",
+    # ---- payments (issue 9): helper-owned section ----
+    # ---- credit (issue 9): helper-owned section ----
+    # ---- notifications (issue 9): helper-owned section ----
+    # ---- webhooks (issue 9): helper-owned section ----
 }
 
 

@@ -44,6 +44,10 @@ class Subscription(LedgerAggregate):
     Paused = events.Paused
     Resumed = events.Resumed
     RenewalReminderIssued = events.RenewalReminderIssued
+    # ---- payments (issue 9): helper-owned section ----
+    # ---- credit (issue 9): helper-owned section ----
+    # ---- notifications (issue 9): helper-owned section ----
+    # ---- webhooks (issue 9): helper-owned section ----
 
     if TYPE_CHECKING:  # state set by the events; not constructor fields for eventsourcing
         subscription_id: str

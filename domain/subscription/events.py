@@ -258,3 +258,9 @@ class RenewalReminderIssued(Event):
 
     def change(self, sub: Subscription) -> None:
         sub.reminded_for = self.renews_at
+
+
+# ---- payments (issue 9): helper-owned section ----
+# ---- credit (issue 9): helper-owned section ----
+# ---- notifications (issue 9): helper-owned section ----
+# ---- webhooks (issue 9): helper-owned section ----

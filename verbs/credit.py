@@ -1,0 +1,7 @@
+"""The CLI's credit verbs (issue 9)."""
+
+from __future__ import annotations
+
+import click
+
+COMMANDS: list[click.Command] = []
