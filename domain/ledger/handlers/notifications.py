@@ -1,0 +1,3 @@
+"""The notifications commands' handlers (issue 9)."""
+
+from __future__ import annotations

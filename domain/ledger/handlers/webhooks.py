@@ -1,0 +1,3 @@
+"""The webhooks commands' handlers (issue 9)."""
+
+from __future__ import annotations
