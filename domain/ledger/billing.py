@@ -127,5 +127,5 @@ def sequence(uow: UnitOfWork, at: datetime, meta: dict) -> InvoiceSequence:
         uow.sequence_meta = dict(meta)
     seq = uow.find(InvoiceSequence, INVOICE_SEQUENCE_ID)
     if seq is None:
-        seq = uow.add(InvoiceSequence.start(id=INVOICE_SEQUENCE_ID, at=at, meta=meta))
+        seq = uow.start(InvoiceSequence.start(id=INVOICE_SEQUENCE_ID, at=at, meta=meta))
     return seq

@@ -58,7 +58,7 @@ def take_effect(ledger: Ledger, uow: UnitOfWork, command: c.Command) -> c.Comman
         return command
     uow.due = run_due(ledger, uow, command.at, command.meta(actor="scheduler"))
     if clock is None:
-        uow.add(LedgerClock.start(id=CLOCK_ID, at=command.at, meta=command.meta()))
+        uow.start(LedgerClock.start(id=CLOCK_ID, at=command.at, meta=command.meta()))
     else:
         clock.move_to(command.at)
         uow.clock_meta = command.meta()

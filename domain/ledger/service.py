@@ -197,7 +197,7 @@ class Ledger(Application[UUID]):
         ran = {k: v for k, v in uow.due.items() if v}
         if ran and not isinstance(command, c.AdvanceClock):
             outcome["due_work"] = ran  # what came due before this command, and was done
-        uow.add(
+        uow.start(  # looked up at the top: absent then
             CommandReceipt.record(
                 id=receipt_id,
                 command=command.command_name,

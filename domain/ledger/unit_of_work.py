@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
 
 from domain.base import LedgerAggregate
 from domain.errors import AlreadyExists, LedgerError
@@ -46,8 +47,24 @@ class UnitOfWork:
         return agg
 
     def add(self, agg: A) -> A:
+        """A new aggregate; AlreadyExists if this unit of work or the store has its id."""
         if agg.id in self.aggregates or self.find(type(agg), agg.id) is not None:
             raise AlreadyExists("already exists")
+        self.aggregates[agg.id] = agg
+        return agg
+
+    def start(self, agg: A) -> A:
+        """A new aggregate whose id this unit of work has just looked up and not found.
+
+        The store is not asked again: another writer may start the same aggregate in
+        between (the invoice sequence, a command's receipt), and then this unit of work's
+        flush conflicts and the batch is redone from the store, finding theirs. Asking
+        again would turn that race into a rule broken ("already exists") and refuse a
+        command that should have gone through. Found here by a later lookup, it is that
+        race seen early: a conflict, and the batch is redone.
+        """
+        if agg.id in self.aggregates:
+            raise IntegrityError(f"{type(agg).__name__} {agg.id} was started meanwhile")
         self.aggregates[agg.id] = agg
         return agg
 

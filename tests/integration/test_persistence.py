@@ -17,7 +17,8 @@ import pytest
 
 from bootstrap import Config, Runtime
 from domain import commands as c
-from domain.identity import customer_uuid
+from domain.identity import CLOCK_ID, INVOICE_SEQUENCE_ID, customer_uuid
+from domain.ledger.unit_of_work import UnitOfWork
 from projections import reports
 
 JAN, APR = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 4, 1, tzinfo=UTC)
@@ -303,18 +304,21 @@ def test_two_writers_at_once_keep_invoice_numbers_gapless(backend: Backend) -> N
     finally:
         setup.close()
     errors: list[BaseException] = []
+    refused: list[BaseException] = []
 
     def writer(name: str) -> None:
         runtime = Runtime(backend.config())
         try:
             for i in range(25):
-                runtime.ledger.execute_batch([
+                results = runtime.ledger.execute_batch([
                     c.RegisterCustomer(command_id=f"{name}-reg-{i}", at=JAN,
                                        customer_id=f"{name}-{i}", name="C",
                                        email=f"{name}{i}@example.com", payment_token="tok_visa"),
                     c.Subscribe(command_id=f"{name}-sub-{i}", at=JAN, customer_id=f"{name}-{i}",
                                 plan_id="basic", subscription_id=f"{name}-{i}"),
                 ])  # fmt: skip
+                # a race with the other writer is a conflict to redo, never a refusal
+                refused.extend(r.error for r in results if r.error is not None)
         except BaseException as exc:
             errors.append(exc)
         finally:
@@ -326,10 +330,61 @@ def test_two_writers_at_once_keep_invoice_numbers_gapless(backend: Backend) -> N
     for thread in threads:
         thread.join(120)
     assert errors == []
+    assert refused == []
     check = Runtime(backend.config())
     try:
         check.catch_up()
         numbers = sorted(int(i["number"].removeprefix("INV-")) for i in reports.invoices(check.db))
         assert numbers == list(range(1, 51))
+    finally:
+        check.close()
+
+
+@pytest.mark.parametrize(
+    "singleton",
+    [INVOICE_SEQUENCE_ID, CLOCK_ID],
+    ids=["invoice sequence", "ledger clock"],
+)
+def test_a_book_started_by_another_writer_meanwhile_is_a_redo_not_a_refusal(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch, singleton: Any
+) -> None:
+    """The race CI once lost a subscription to: writer A looks for the invoice sequence
+    (or the ledger clock) and finds none; writer B starts it and commits; A starts its own.
+    A's flush conflicts and its batch is redone, finding B's: both commands go through,
+    numbers gapless — never "already exists" for a command that broke no rule."""
+
+    def subscribe(runtime: Runtime, name: str) -> list[Any]:  # the book's first commands
+        return runtime.ledger.execute_batch([
+            c.DefinePlan(command_id=f"{name}-plan", at=APR, plan_id=f"{name}-basic",
+                         name="Basic", currency="USD", pricing=flat(1000)),
+            c.RegisterCustomer(command_id=f"{name}-reg", at=APR, customer_id=name, name="C",
+                               email=f"{name}@example.com", payment_token="tok_visa"),
+            c.Subscribe(command_id=f"{name}-sub", at=APR, customer_id=name,
+                        plan_id=f"{name}-basic", subscription_id=name),
+        ])  # fmt: skip
+
+    a, b = Runtime(backend.config()), Runtime(backend.config())
+    try:
+        find, mine = UnitOfWork.find, a.ledger.repository
+        raced: list[Any] = []
+
+        def find_then_lose_the_race(self: UnitOfWork, cls: type, id: Any) -> Any:
+            found = find(self, cls, id)
+            if found is None and id == singleton and not raced and self.repository is mine:
+                raced.extend(subscribe(b, "bee"))  # B starts it and commits, just now
+            return found
+
+        monkeypatch.setattr(UnitOfWork, "find", find_then_lose_the_race)
+        results = subscribe(a, "ada")
+    finally:
+        a.close()
+        b.close()
+    assert [r.error for r in raced] == [None, None, None]
+    assert [r.error for r in results] == [None, None, None]
+    check = Runtime(backend.config())
+    try:
+        check.catch_up()
+        numbers = {i["subscription_id"]: i["number"] for i in reports.invoices(check.db)}
+        assert numbers == {"bee": "INV-000001", "ada": "INV-000002"}
     finally:
         check.close()

@@ -90,7 +90,7 @@ def set_tax_rate(ledger: Ledger, cmd: c.SetTaxRate, uow: UnitOfWork) -> dict[str
     tax = uow.find(TaxRate, tax_rate_uuid(cmd.country))
     if tax is None:
         check_profile(name=None, email=None, country=cmd.country, payment_token=None)
-        uow.add(
+        uow.start(
             TaxRate.set(
                 id=tax_rate_uuid(cmd.country),
                 country=cmd.country,

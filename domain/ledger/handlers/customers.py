@@ -26,7 +26,7 @@ def register_customer(ledger: Ledger, cmd: c.RegisterCustomer, uow: UnitOfWork) 
     personal = ledger.vault.encrypt(
         str(cid), personal_fields(cmd.name, cmd.email, cmd.payment_token, cmd.preferences)
     )
-    uow.add(
+    uow.start(
         Customer.register(
             id=cid,
             customer_id=cmd.customer_id,
