@@ -97,9 +97,18 @@ def _luhn_windows(digits: str) -> Iterator[tuple[int, int]]:
                 yield start, end
 
 
+_NO_ASCII_DIGITS = str.maketrans("", "", "0123456789")
+
+
+def _too_few_digits(text: str) -> bool:
+    """ASCII text with fewer than MIN_PAN digits holds no card number: most text, decided
+    at C speed (other scripts' digits may hide in non-ASCII text: that is scanned)."""
+    return text.isascii() and len(text) - len(text.translate(_NO_ASCII_DIGITS)) < MIN_PAN
+
+
 def find_card_number(text: object) -> bool:
     """True if the text holds a card number in any notation (see the module docstring)."""
-    if not isinstance(text, str):
+    if not isinstance(text, str) or _too_few_digits(text):
         return False
     return any(next(_luhn_windows(digits), None) for digits, _ in _runs(text))
 
@@ -114,6 +123,8 @@ def mask_card_numbers(text: str) -> str:
 
 def _masked_indexes(text: str) -> set[int]:
     masked: set[int] = set()
+    if _too_few_digits(text):
+        return masked
     for digits, where in _runs(text):
         for start, end in _luhn_windows(digits):
             masked.update(where[start : end - KEEP])
