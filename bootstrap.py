@@ -19,30 +19,35 @@ from urllib.parse import unquote, urlparse
 
 from adapters import postgres
 from adapters.clock import now as wall_clock
-from adapters.gateway import SandboxGateway
 from adapters.keystores import PostgresKeyStore, SQLiteKeyStore
 from consumers.embedded import LogFeeder
+from consumers.payments import InProcessPayments
 from consumers.schedule import FedSchedule, LocalSchedule
 from domain.dunning import DunningSchedule
 from domain.ledger import Ledger, LedgerSettings
-from domain.ports import KeyStore
+from domain.notifications import DeliveryPolicy
+from domain.ports import KeyStore, PaymentGateway
+from domain.subscription.schedule import ReminderLeads
 from domain.vault import Vault
 from projections.base import Projection
 from projections.billing import BillingProjection, BillingSchedule
 from projections.db import ReadDB
 from projections.metrics import MetricsProjection
+from projections.notifications import NotificationsProjection
 
 if TYPE_CHECKING:
+    from consumers.notify import Dispatcher
     from consumers.serve import Parts
 
 
 def projections() -> list[Projection]:
     """The read models, in the order they are fed."""
     found: list[Projection] = [BillingProjection(), MetricsProjection()]
-    # ---- payments (issue 9): helper-owned section ----
-    # ---- credit (issue 9): helper-owned section ----
-    # ---- notifications (issue 9): helper-owned section ----
-    # ---- webhooks (issue 9): helper-owned section ----
+    found.append(NotificationsProjection())
+    from projections.exports import ExportsProjection
+    from projections.webhooks import WebhooksProjection
+
+    found += [WebhooksProjection(), ExportsProjection()]
     return found
 
 
@@ -58,17 +63,27 @@ class Config:
     events_topic: str = "subledger.events"
     rejected_topic: str = "subledger.commands.rejected"
     group_prefix: str = "subledger"
-    reminder_days: int = 7
-    remind_all_plans: bool = False
+    reminder_days: int = 7  # plans shorter than a year (SUBLEDGER_REMINDER_DAYS)
     dunning: str = "1,3,5,7"
     aggregate_cache: int = 20000
     actor: str = field(default_factory=lambda: os.environ.get("USER", "cli"))
     log_level: str = "INFO"  # `serve`'s log
     debug: bool = False  # tracebacks instead of one-line errors
-    # ---- payments (issue 9): helper-owned section ----
-    # ---- credit (issue 9): helper-owned section ----
-    # ---- notifications (issue 9): helper-owned section ----
-    # ---- webhooks (issue 9): helper-owned section ----
+    gateway: str | None = None  # sandbox | stripe; unset: the sandbox, not chosen explicitly
+    stripe_api_key: str | None = None
+    stripe_api_base: str | None = None  # e.g. stripe-mock's http://127.0.0.1:12111
+    reminder_days_annual: int = 30  # plans of a year or longer
+    smtp_url: str | None = None  # smtp://user:pass@host:port[?starttls=1]; unset: no email
+    smtp_from: str = "subledger@localhost"
+    templates_dir: Path | None = None  # overrides of the packaged message templates
+    notify_lease_s: int = 60  # a claimed message is someone's to send for this long
+    notify_backoff_s: int = 60  # first retry after this, then twice as long each time
+    notify_attempts: int = 12  # then the message is given up (about a day)
+    notify_budget_s: float = 10.0  # delivery at the end of a CLI command stops after this
+    webhook_timeout: float = 10.0  # seconds a receiver has to answer one POST
+    webhook_retry_delay: int = 60  # seconds before the first retry (x5 each time, <=12 h)
+    webhook_secrets_key: str | None = None  # the secrets' own key; unset: generated, stored
+    webhook_budget_s: float = 10.0  # delivery at the end of a CLI command stops after this
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:
@@ -83,17 +98,29 @@ class Config:
             "rejected_topic": env.get("SUBLEDGER_REJECTED_TOPIC", "subledger.commands.rejected"),
             "group_prefix": env.get("SUBLEDGER_GROUP_PREFIX", "subledger"),
             "reminder_days": int(env.get("SUBLEDGER_REMINDER_DAYS", "7")),
-            "remind_all_plans": env.get("SUBLEDGER_REMIND_ALL_PLANS", "") in ("1", "true", "y"),
             "dunning": env.get("SUBLEDGER_DUNNING", "1,3,5,7"),
             "aggregate_cache": int(env.get("SUBLEDGER_AGGREGATE_CACHE", "20000")),
             "actor": env.get("SUBLEDGER_ACTOR") or env.get("USER") or "cli",
             "log_level": env.get("SUBLEDGER_LOG_LEVEL") or "INFO",
             "debug": env.get("SUBLEDGER_DEBUG", "").strip().lower()
             not in ("", "0", "false", "no", "off"),
-            # ---- payments (issue 9): helper-owned section ----
-            # ---- credit (issue 9): helper-owned section ----
-            # ---- notifications (issue 9): helper-owned section ----
-            # ---- webhooks (issue 9): helper-owned section ----
+            "gateway": (env.get("SUBLEDGER_GATEWAY") or "").strip().lower() or None,
+            "stripe_api_key": env.get("SUBLEDGER_STRIPE_API_KEY") or None,
+            "stripe_api_base": env.get("SUBLEDGER_STRIPE_API_BASE") or None,
+            "reminder_days_annual": int(env.get("SUBLEDGER_REMINDER_DAYS_ANNUAL", "30")),
+            "smtp_url": env.get("SUBLEDGER_SMTP_URL") or None,
+            "smtp_from": env.get("SUBLEDGER_SMTP_FROM") or "subledger@localhost",
+            "templates_dir": Path(env["SUBLEDGER_TEMPLATES_DIR"])
+            if env.get("SUBLEDGER_TEMPLATES_DIR")
+            else None,
+            "notify_lease_s": int(env.get("SUBLEDGER_NOTIFY_LEASE", "60")),
+            "notify_backoff_s": int(env.get("SUBLEDGER_NOTIFY_BACKOFF", "60")),
+            "notify_attempts": int(env.get("SUBLEDGER_NOTIFY_ATTEMPTS", "12")),
+            "notify_budget_s": float(env.get("SUBLEDGER_NOTIFY_BUDGET", "10")),
+            "webhook_timeout": float(env.get("SUBLEDGER_WEBHOOK_TIMEOUT", "10")),
+            "webhook_retry_delay": int(env.get("SUBLEDGER_WEBHOOK_RETRY_DELAY", "60")),
+            "webhook_secrets_key": env.get("SUBLEDGER_WEBHOOK_SECRETS_KEY") or None,
+            "webhook_budget_s": float(env.get("SUBLEDGER_WEBHOOK_BUDGET", "10")),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -108,8 +135,8 @@ class Config:
     def settings(self) -> LedgerSettings:
         return LedgerSettings(
             dunning=DunningSchedule.parse(self.dunning),
-            reminder_days=self.reminder_days,
-            remind_all_plans=self.remind_all_plans,
+            reminders=ReminderLeads(days=self.reminder_days, annual_days=self.reminder_days_annual),
+            delivery=DeliveryPolicy(attempts=self.notify_attempts, backoff_s=self.notify_backoff_s),
         )
 
     def ledger_env(self) -> dict[str, str]:
@@ -167,6 +194,44 @@ def key_store(config: Config) -> KeyStore:
     return PostgresKeyStore(config.event_store)
 
 
+def payment_gateway(config: Config) -> PaymentGateway:
+    """The gateway SUBLEDGER_GATEWAY names; its records beside the event store."""
+    from adapters.gateway import SandboxGateway
+
+    kind = config.gateway or "sandbox"
+    if kind == "sandbox":  # its charges in a file, as a real gateway keeps them
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        return SandboxGateway(str(config.data_dir / "gateway.sqlite"))
+    if kind != "stripe":
+        raise ValueError(f"SUBLEDGER_GATEWAY must be sandbox or stripe, not '{kind}'")
+    if not config.stripe_api_key:
+        raise ValueError("SUBLEDGER_GATEWAY=stripe needs SUBLEDGER_STRIPE_API_KEY (sk_...)")
+    from adapters.stripe_gateway import StripeGateway, journal_for
+
+    journal = journal_for(config.event_store, config.data_dir)
+    return StripeGateway(config.stripe_api_key, api_base=config.stripe_api_base, journal=journal)
+
+
+def notifier(runtime: Runtime, **options: Any) -> Dispatcher:
+    """The notifications dispatcher for `runtime`: SMTP if SUBLEDGER_SMTP_URL is set (else
+    email waits), the packaged templates under SUBLEDGER_TEMPLATES_DIR's overrides."""
+    from adapters.smtp import SMTPMailer
+    from consumers.notify import Dispatcher
+    from consumers.templates import Renderer
+
+    config = runtime.config
+    if "mailer" not in options:
+        options["mailer"] = SMTPMailer(config.smtp_url) if config.smtp_url else None
+    settings: dict[str, Any] = {
+        "sender": config.smtp_from,
+        "lease_s": config.notify_lease_s,
+        "catch_up": runtime.catch_up,
+    }
+    return Dispatcher(
+        runtime.ledger, runtime.db, Renderer(config.templates_dir), **{**settings, **options}
+    )
+
+
 class Runtime:
     """A ledger with its adapters, its read-model database and the in-process feeder."""
 
@@ -182,13 +247,11 @@ class Runtime:
         self.projections = projections()
         for projection in self.projections:
             projection.create(self.db)
-        self.schedule = BillingSchedule(
-            self.db, lead_days=max(config.reminder_days, 0), remind_all=config.remind_all_plans
-        )
+        self.schedule = BillingSchedule(self.db, leads=config.settings().reminders)
         self.ledger = Ledger(
             config.ledger_env(),
             vault=Vault(self.keys),
-            gateway=SandboxGateway(),
+            gateway=payment_gateway(config),
             schedule=self.schedule,
             settings=config.settings(),
         )
@@ -199,6 +262,8 @@ class Runtime:
             self.ledger.schedule = self.local.schedule
         else:  # every answer comes with the read models caught up
             self.ledger.schedule = FedSchedule(self.schedule, self.feeder, BillingProjection.name)
+            # the payments worker runs in process, after each commit
+            self.ledger.after_commit = InProcessPayments(self.ledger)
 
     @property
     def kafka_mode(self) -> bool:
@@ -224,6 +289,7 @@ class Runtime:
         if self.local is not None:
             self.local.close()
         self.ledger.close()
+        getattr(self.ledger.gateway, "close", lambda: None)()
         self.db.close()
         self.keys.close()
 
@@ -243,6 +309,7 @@ def serve_parts(config: Config) -> Parts:
         projections=projections,
         setup_lock=lambda: setup_lock(config),
         now=wall_clock,
+        notifier=notifier,  # notifications
     )
 
 

@@ -73,9 +73,7 @@ class LocalSchedule:
         projection = BillingProjection()
         projection.create(self.db)
         self.feeder = LogFeeder(ledger, self.db, [projection])
-        billing = BillingSchedule(
-            self.db, lead_days=max(config.reminder_days, 0), remind_all=config.remind_all_plans
-        )
+        billing = BillingSchedule(self.db, leads=config.settings().reminders)
         self.schedule = FedSchedule(billing, self.feeder, projection.name)
 
     def close(self) -> None:

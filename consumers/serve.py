@@ -37,12 +37,25 @@ from schemas.codec import CommandCodec, command_key
 
 log = logging.getLogger(__name__)
 
-WORKERS = ("commands", "relay", "projections", "scheduler")
-EXTRA_WORKERS: tuple[str, ...] = ()  # issue 9 adds its workers' names here, one line each
-# ---- payments (issue 9): helper-owned section ----
-# ---- credit (issue 9): helper-owned section ----
-# ---- notifications (issue 9): helper-owned section ----
-# ---- webhooks (issue 9): helper-owned section ----
+WORKERS = (
+    "commands",
+    "relay",
+    "projections",
+    "scheduler",
+    "payments",  # charges and refunds after commit (consumers/payments.py)
+    "notifications",  # the outbox's dispatcher (consumers/notify.py)
+    "webhooks",  # webhook deliveries after commit (consumers/webhooks.py)
+)
+
+
+def check_gateway(config: Any, workers: Sequence[str]) -> None:
+    """On PostgreSQL the payments worker never charges through the sandbox unless told to."""
+    if "payments" in workers and not getattr(config, "gateway", None):
+        raise ValueError(
+            "the payments worker needs SUBLEDGER_GATEWAY: stripe (with"
+            " SUBLEDGER_STRIPE_API_KEY), or sandbox to charge nothing real on purpose"
+            " (or leave payments out of --workers)"
+        )
 
 
 Body = Callable[[threading.Event], None]
@@ -56,10 +69,7 @@ class Parts:
     projections: Callable[[], Sequence[Projection]]  # the read models to feed from Kafka
     setup_lock: Callable[[], AbstractContextManager[Any]]  # one process creates tables
     now: Callable[[], datetime]  # the wall clock, for the scheduler
-    # ---- payments (issue 9): helper-owned section ----
-    # ---- credit (issue 9): helper-owned section ----
-    # ---- notifications (issue 9): helper-owned section ----
-    # ---- webhooks (issue 9): helper-owned section ----
+    notifier: Callable[[Any], Any] | None = None  # runtime -> its notifications Dispatcher
 
 
 def clock_command_id(at: datetime) -> str:
@@ -152,12 +162,13 @@ def serve(
     install_signals: bool = True,
 ) -> int:
     """Run the workers until SIGTERM/SIGINT (or `stop`); returns 0, or 1 if one failed."""
-    known = (*WORKERS, *EXTRA_WORKERS)
+    known = WORKERS
     unknown = set(workers) - set(known)
     if unknown:
         raise ValueError(f"unknown workers {sorted(unknown)}; known: {', '.join(known)}")
     if config.embedded or not config.kafka_bootstrap:
         raise RuntimeError("serve needs SUBLEDGER_EVENT_STORE and SUBLEDGER_KAFKA_BOOTSTRAP")
+    check_gateway(config, workers)  # before anything is created
     stop = stop or threading.Event()
     if install_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -176,10 +187,34 @@ def serve(
     if clock == "wall" and "scheduler" in workers:
         scheduler = Scheduler(config, parts.now, tick_s)
         bodies.append(("scheduler", scheduler.run))
-    # ---- payments (issue 9): helper-owned section ----
-    # ---- credit (issue 9): helper-owned section ----
-    # ---- notifications (issue 9): helper-owned section ----
-    # ---- webhooks (issue 9): helper-owned section ----
+    if "payments" in workers:
+
+        def payments(stop: threading.Event) -> None:  # charges and refunds, after commit
+            from consumers.payments import PaymentsWorker
+
+            with parts.runtime() as runtime:  # its gateway, and the tokens through the vault
+                PaymentsWorker(config, runtime.ledger, runtime.ledger.gateway).run(stop)
+
+        bodies.append(("payments", payments))
+    if "notifications" in workers:
+        if parts.notifier is None:
+            raise ValueError("serve --workers notifications: no notifier was configured")
+        notifier = parts.notifier
+
+        def notifications(stop: threading.Event) -> None:  # the outbox, fed by its projection
+            with parts.runtime() as runtime:
+                notifier(runtime).run(stop)
+
+        bodies.append(("notifications", notifications))
+    if "webhooks" in workers:
+
+        def webhooks(stop: threading.Event) -> None:  # its own group on the events topic
+            from consumers.webhooks import WebhookWorker, dispatcher_for
+
+            with parts.runtime() as runtime:
+                WebhookWorker(config, dispatcher_for(runtime, config, now=parts.now)).run(stop)
+
+        bodies.append(("webhooks", webhooks))
     errors: list[BaseException] = []
     threads = [
         threading.Thread(

@@ -266,13 +266,195 @@ class AdvanceClock(Command):
     """Run everything due up to `at`, in time order."""
 
 
-# ---- payments (issue 9): helper-owned section, add below this line ----
+MAX_ATTEMPTS = 10_000  # charge attempts of one invoice (dunning allows at most ~366)
 
-# ---- credit (issue 9): helper-owned section, add below this line ----
 
-# ---- notifications (issue 9): helper-owned section, add below this line ----
+@dataclass(frozen=True, kw_only=True)
+class RecordChargeOutcome(Command):
+    """The gateway's answer to a ChargeRequested, fed back by the payments worker.
 
-# ---- webhooks (issue 9): helper-owned section, add below this line ----
+    Its command id is derived from the charge's idempotency key, so a repeated outcome (a
+    redelivery, a worker restarted after kill -9) is a duplicate.
+    """
+
+    subscription_id: str
+    invoice_number: str
+    attempt: int
+    succeeded: bool
+    reference: str
+    decline_code: str | None = None
+    decline_message: str | None = None
+    customer_id: str | None = None  # the Kafka key; must own the subscription
+
+    def check(self) -> None:
+        lim.check_id(self.subscription_id, "subscription_id")
+        lim.check_id(self.invoice_number, "invoice_number")
+        lim.check_count(self.attempt, "attempt", 1, MAX_ATTEMPTS)
+        if not isinstance(self.succeeded, bool):
+            raise InvalidInput("succeeded must be true or false")
+        lim.check_text(self.reference, "reference", limit=lim.MAX_ID, blank=True)
+        if self.decline_code is not None:
+            lim.check_id(self.decline_code, "decline_code")
+        if self.decline_message is not None:
+            lim.check_text(self.decline_message, "decline_message", blank=True)
+        _owner(self.customer_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GrantCredit(Command):
+    """Give a customer credit in a currency; their next invoices in it spend it first."""
+
+    customer_id: str
+    currency: str
+    amount: int
+    reason: str
+
+    def check(self) -> None:
+        from domain.money import exponent
+
+        lim.check_id(self.customer_id, "customer_id")
+        exponent(self.currency)
+        lim.check_amount(self.amount, "amount", low=1)
+        lim.check_text(self.reason, "reason", limit=lim.MAX_ID)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefundInvoice(Command):
+    """Give back money paid on an invoice (all that is left of it, or `amount`): a credit
+    note, refunded through the gateway (or to the customer's credit if paid outside it)."""
+
+    subscription_id: str
+    invoice_number: str
+    amount: int | None = None  # None: everything paid and not credited yet
+    reason: str = "requested_by_customer"
+    customer_id: str | None = None  # the Kafka key; must own the subscription
+
+    def check(self) -> None:
+        lim.check_id(self.subscription_id, "subscription_id")
+        lim.check_id(self.invoice_number, "invoice_number")
+        if self.amount is not None:
+            lim.check_amount(self.amount, "amount", low=1, high=lim.MAX_INVOICE)
+        lim.check_text(self.reason, "reason", limit=lim.MAX_ID)
+        _owner(self.customer_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordRefundOutcome(Command):
+    """The gateway's answer to a RefundRequested, fed back by the payments worker (its
+    command id derived from the refund's idempotency key, so a repeat is a duplicate)."""
+
+    subscription_id: str
+    credit_note: str
+    succeeded: bool
+    reference: str = ""  # the gateway's refund id
+    failure_code: str | None = None
+    failure_message: str | None = None
+    customer_id: str | None = None  # the Kafka key; must own the subscription
+
+    def check(self) -> None:
+        lim.check_id(self.subscription_id, "subscription_id")
+        lim.check_id(self.credit_note, "credit_note")
+        if not isinstance(self.succeeded, bool):
+            raise InvalidInput("succeeded must be true or false")
+        lim.check_text(self.reference, "reference", limit=lim.MAX_ID, blank=True)
+        if self.failure_code is not None:
+            lim.check_id(self.failure_code, "failure_code")
+        if self.failure_message is not None:
+            lim.check_text(self.failure_message, "failure_message", blank=True)
+        _owner(self.customer_id)
+
+
+from domain.notifications import commands as _notify  # noqa: E402 - defined with their rules
+
+ClaimDelivery = _notify.ClaimDelivery
+RecordDelivery = _notify.RecordDelivery
+MarkNotificationRead = _notify.MarkNotificationRead
+RecordCustomerNote = _notify.RecordCustomerNote
+
+from datetime import datetime  # noqa: E402 - the webhooks commands' times (kept in this section)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddWebhookEndpoint(Command):
+    """An endpoint for the ledger's webhooks; its signing secret is never in the command."""
+
+    endpoint_id: str
+    url: str
+    event_types: tuple[str, ...] = ()  # empty: every type
+    include_personal_data: bool = False
+
+    def check(self) -> None:
+        from domain.webhooks.types import check_types, check_url
+
+        lim.check_id(self.endpoint_id, "the endpoint id (endpoint_id)")
+        check_url(self.url)
+        check_types(self.event_types)
+        if not isinstance(self.include_personal_data, bool):
+            raise InvalidInput("include_personal_data must be true or false")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoveWebhookEndpoint(Command):
+    endpoint_id: str
+
+    def check(self) -> None:
+        lim.check_id(self.endpoint_id, "the endpoint id (endpoint_id)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleWebhookDelivery(Command):
+    """The webhook worker's decision: this ledger event goes to this endpoint."""
+
+    endpoint_id: str
+    event_id: str
+    source_event: str  # e.g. Subscription.Invoiced
+    source_id: str  # the event's aggregate id
+    source_version: int
+    occurred_at: datetime
+    customer_id: str | None = None  # whose event it is (also the Kafka key)
+
+    def check(self) -> None:
+        from domain.webhooks.types import TYPES
+
+        lim.check_id(self.endpoint_id, "the endpoint id (endpoint_id)")
+        lim.check_id(self.event_id, "event_id")
+        if self.source_event not in TYPES:
+            raise InvalidInput(f"{lim.quote(self.source_event)} is not an event webhooks send")
+        lim.check_id(self.source_id, "source_id")
+        lim.check_count(self.source_version, "source_version", 1, lim.INT64_MAX)
+        lim.check_time(self.occurred_at, "occurred_at")
+        _owner(self.customer_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordWebhookAttempt(Command):
+    """What one HTTP attempt of a delivery got: a status code (0: no answer) and why."""
+
+    delivery_id: str
+    attempt: int
+    attempted_at: datetime  # wall clock: receivers live in real time
+    status_code: int
+    error: str = ""
+    next_attempt_at: datetime | None = None  # None after a failure: given up
+
+    def check(self) -> None:
+        lim.check_id(self.delivery_id, "delivery_id")
+        lim.check_count(self.attempt, "attempt", 1, 10_000)
+        lim.check_time(self.attempted_at, "attempted_at")
+        lim.check_count(self.status_code, "status_code (0: no answer)", 0, 999)
+        lim.check_text(self.error, "error", limit=lim.MAX_ID, blank=True)
+        if self.next_attempt_at is not None:
+            lim.check_time(self.next_attempt_at, "next_attempt_at")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplayWebhookDelivery(Command):
+    """Send a delivery again (same body id), whatever became of it."""
+
+    delivery_id: str
+
+    def check(self) -> None:
+        lim.check_id(self.delivery_id, "delivery_id")
 
 
 COMMANDS: dict[str, type[Command]] = {

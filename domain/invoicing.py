@@ -1,4 +1,9 @@
-"""Invoice arithmetic: lines, proration by the second, coupons, tax and customer credit."""
+"""Invoice arithmetic: lines, proration by the second, coupons, tax and customer credit.
+
+Credit is the customer's, per currency (`domain.customer.Customer`): `compute_totals`
+spends the balance it is given and says what is left, whichever subscription the invoice is
+for. Credit notes reuse `Line` (kind `credit`, plus `tax`), with positive amounts.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from domain.limits import MAX_AMOUNT, MAX_COUPON_PERIODS
 from domain.money import PPM, apply_ppm, exponent, format_percent_ppm, prorate, round_half_up
 from domain.periods import require_utc, seconds_between
 
-LINE_KINDS = ("recurring", "proration_credit", "proration_charge", "discount", "tax")
+LINE_KINDS = ("recurring", "proration_credit", "proration_charge", "discount", "tax", "credit")
 DURATIONS = ("once", "repeating", "forever")
 BASIS_POINTS = 10_000
 
@@ -88,8 +93,13 @@ def proration_lines(
     at: datetime,
     old_desc: str,
     new_desc: str,
+    note: str = "",
 ) -> list[Line]:
-    """Credit the unused old plan and charge the new one for the rest of the period, per second."""
+    """Credit the unused old plan and charge the new one for the rest of the period, per second.
+
+    The amounts are the period's prices as the customer pays them (`period_price`): in a
+    discounted period both are after the coupon; `note` (", less coupon X") says so.
+    """
     require_utc(period_start, "period_start")
     require_utc(period_end, "period_end")
     require_utc(at, "at")
@@ -103,14 +113,14 @@ def proration_lines(
     lines = [
         Line(
             "proration_credit",
-            f"Unused time on {old_desc} after {when}",
+            f"Unused time on {old_desc} after {when}{note}",
             -prorate(old_amount, unused, whole),
             at,
             period_end,
         ),
         Line(
             "proration_charge",
-            f"Remaining time on {new_desc} after {when}",
+            f"Remaining time on {new_desc} after {when}{note}",
             prorate(new_amount, unused, whole),
             at,
             period_end,
@@ -209,9 +219,21 @@ def discount_for(coupon: Coupon, subtotal: int, currency: str) -> int:
     return -min(off, subtotal)  # type: ignore[type-var]
 
 
+def period_price(amount: int, coupon: Coupon | None, currency: str) -> int:
+    """What a full period at list price `amount` costs after `coupon` (none: the list price).
+
+    The one figure proration takes in a discounted period: the unused-time credit is a share
+    of what the customer paid, the remaining-time charge a share of what they will pay.
+    """
+    if coupon is None:
+        return amount
+    return amount + discount_for(coupon, amount, currency)
+
+
 @dataclass(frozen=True, slots=True)
 class Totals:
-    """What an invoice adds up to and how the customer's credit balance moves."""
+    """What an invoice adds up to and how the customer's credit balance (in its currency)
+    moves: `credit_applied` is spent from it, a negative total (a downgrade) adds to it."""
 
     subtotal: int
     tax: int
@@ -228,7 +250,8 @@ def _check_rate(rate_ppm: object) -> int:
 
 
 def compute_totals(lines: list[Line], tax_rate_ppm: int, credit_balance: int) -> Totals:
-    """Sum lines, add tax, then spend credit (or bank a net credit) so nothing is lost."""
+    """Sum lines, add tax, then spend the customer's credit (or bank a net credit) so nothing
+    is lost; `credit_balance` is the customer's balance in the invoice's currency."""
     _check_rate(tax_rate_ppm)
     if not _is_int(credit_balance) or credit_balance < 0:
         raise InvalidInput(f"credit balance must be a non-negative integer: {credit_balance!r}")
@@ -249,3 +272,21 @@ def tax_line(subtotal: int, rate_ppm: int, country: str) -> Line | None:
     return Line(
         "tax", f"Tax {format_percent_ppm(rate_ppm)}% ({country})", apply_ppm(subtotal, rate_ppm)
     )
+
+
+def credit_note_lines(
+    amount: int, invoice: str, invoice_total: int, invoice_tax: int, *, refund: bool
+) -> list[Line]:
+    """A credit note's lines: `amount` split into net and tax in the invoice's proportion.
+
+    The tax share is the invoice's tax x amount / total, rounded half up, so crediting a
+    whole invoice credits its tax exactly; amounts are positive (what is given back).
+    """
+    tax = 0
+    if invoice_tax and invoice_total > 0:
+        tax = round_half_up(amount * invoice_tax, invoice_total)
+    what = f"Refund of {invoice}" if refund else f"Credit to balance for {invoice}"
+    lines = [Line("credit", what, amount - tax)]
+    if tax:
+        lines.append(Line("tax", f"Tax {'refunded' if refund else 'credited'} ({invoice})", tax))
+    return lines

@@ -13,21 +13,61 @@ from typing import Protocol
 from uuid import UUID
 
 
+class GatewayUnavailable(Exception):
+    """The gateway could not answer (a timeout, a 5xx): ask again later with the same key.
+
+    Never a decline: nothing is recorded for it, the request stays pending and is retried.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class ChargeResult:
-    """A gateway's answer: the reference of the charge it made, and why it declined if so."""
+    """A gateway's answer to a charge: its reference, and the decline code and message if so."""
 
     succeeded: bool
     reference: str
-    reason: str | None = None
+    code: str | None = None  # e.g. card_declined, insufficient_funds, expired_card
+    message: str | None = None  # the gateway's words for the decline
+
+
+@dataclass(frozen=True, slots=True)
+class RefundResult:
+    """A gateway's answer to a refund: its reference, and why it failed if so."""
+
+    succeeded: bool
+    reference: str
+    code: str | None = None
+    message: str | None = None
 
 
 class PaymentGateway(Protocol):
-    """Charges a tokenised payment method; the idempotency key makes a retried call safe."""
+    """Charges and refunds; the idempotency key makes a repeated call return the first answer.
+
+    Both raise GatewayUnavailable when the gateway gave no answer (retry with the same key).
+    """
 
     def charge(
         self, *, token: str, amount: int, currency: str, idempotency_key: str
     ) -> ChargeResult: ...
+
+    def refund(
+        self, *, charge_reference: str, amount: int, currency: str, idempotency_key: str
+    ) -> RefundResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What an in-process payments worker did after a commit: outcomes it fed back."""
+
+    subscriptions: tuple[UUID, ...] = ()  # whose charges it settled
+    payments_failed: int = 0
+    churned: int = 0
+
+
+class AfterCommit(Protocol):
+    """Embedded: called after each commit to settle what it asked for (charges, refunds)."""
+
+    def __call__(self) -> Settled: ...
 
 
 class KeyStore(Protocol):

@@ -7,7 +7,9 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from domain.identity import subscription_uuid
+from domain.subscription.schedule import ReminderLeads
 from projections.base import Projection, dumps, ts
+from projections.credit import CREDIT_TABLES, CreditModel
 from projections.db import ReadDB
 from projections.statuses import (
     FAILED,
@@ -16,13 +18,16 @@ from projections.statuses import (
     PAID,
     PAYING,
     SUCCEEDED,
+    TRIALING,
     UNCOLLECTIBLE,
     marks,
 )
 from schemas.records import EventRecord
 
 
-class BillingProjection(Projection):
+class BillingProjection(CreditModel, Projection):
+    """Plans, customers, subscriptions, invoices, payments; credit (projections/credit.py)."""
+
     name = "billing"
     tables = {
         "plans": """CREATE TABLE IF NOT EXISTS plans (
@@ -52,7 +57,7 @@ class BillingProjection(Projection):
             tax BIGINT NOT NULL, total BIGINT NOT NULL, credit_applied BIGINT NOT NULL,
             amount_due BIGINT NOT NULL, amount_paid BIGINT NOT NULL DEFAULT 0,
             status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_retry_at TEXT,
-            paid_at TEXT)""",
+            paid_at TEXT, charging INTEGER)""",
         "invoice_lines": """CREATE TABLE IF NOT EXISTS invoice_lines (
             number TEXT NOT NULL, line_no INTEGER NOT NULL, kind TEXT NOT NULL,
             description TEXT NOT NULL, amount BIGINT NOT NULL, period_start TEXT,
@@ -61,7 +66,8 @@ class BillingProjection(Projection):
             event_id TEXT PRIMARY KEY, number TEXT NOT NULL, subscription_id TEXT NOT NULL,
             customer_id TEXT NOT NULL, currency TEXT NOT NULL, amount BIGINT NOT NULL,
             at TEXT NOT NULL, outcome TEXT NOT NULL, attempt INTEGER NOT NULL,
-            reason TEXT, reference TEXT)""",
+            reason TEXT, reference TEXT, message TEXT)""",
+        **CREDIT_TABLES,  # customer_credit, credit_notes, refunds, ...
     }
 
     # ---- catalog and customers ---------------------------------------------------------
@@ -267,17 +273,18 @@ class BillingProjection(Projection):
                 for i, ln in enumerate(d["lines"], 1)
             ],
         )
-        db.execute(
-            "UPDATE subscriptions SET credit_balance = ? WHERE aggregate_id = ?",
-            (d["credit_balance_after"], r.aggregate_id),
-        )
+        if not d.get("customer_credit"):  # an earlier version's: the subscription's own credit
+            db.execute(
+                "UPDATE subscriptions SET credit_balance = ? WHERE aggregate_id = ?",
+                (d["credit_balance_after"], r.aggregate_id),
+            )
 
     def _payment(self, db: ReadDB, r: EventRecord, outcome: str) -> dict:
         d, sub = r.data, self._sub(db, r)
         db.execute(
             "INSERT INTO payments (event_id, number, subscription_id, customer_id, currency,"
-            " amount, at, outcome, attempt, reason, reference)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " amount, at, outcome, attempt, reason, reference, message)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 r.event_id,
                 d["number"],
@@ -290,9 +297,34 @@ class BillingProjection(Projection):
                 d["attempt"],
                 d.get("reason"),
                 d.get("reference"),
+                d.get("message"),
             ),
         )
         return sub
+
+    # columns added by issue 9 (payments) to tables that older read DBs already have: a
+    # NULL there is what a rebuild gives too (no charge pending, no decline message)
+    ADDED_COLUMNS = {"invoices": {"charging": "INTEGER"}, "payments": {"message": "TEXT"}}
+
+    def create(self, db: ReadDB) -> None:
+        super().create(db)
+        with db.transaction():
+            for table, columns in self.ADDED_COLUMNS.items():
+                cur = db.conn.cursor()
+                cur.execute(f"SELECT * FROM {table} WHERE 1 = 0")
+                have = {d[0] for d in cur.description}
+                cur.close()
+                for column, kind in columns.items():
+                    if column not in have:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+    def on_Subscription_ChargeRequested(self, db: ReadDB, r: EventRecord) -> None:
+        """A charge is pending at the gateway: no retry is due until its outcome."""
+        db.execute(
+            "UPDATE invoices SET charging = ?, next_retry_at = NULL WHERE number = ?",
+            (r.data["attempt"], r.data["number"]),
+        )
+        self._next_retry(db, r, self._sub(db, r))
 
     def _next_retry(self, db: ReadDB, r: EventRecord, sub: dict) -> None:
         db.execute(
@@ -305,7 +337,7 @@ class BillingProjection(Projection):
         sub = self._payment(db, r, SUCCEEDED)
         db.execute(
             "UPDATE invoices SET status = ?, amount_paid = ?, paid_at = ?, attempts = ?,"
-            " next_retry_at = NULL WHERE number = ?",
+            " next_retry_at = NULL, charging = NULL WHERE number = ?",
             (PAID, r.data["amount"], ts(r.at), r.data["attempt"], r.data["number"]),
         )
         self._next_retry(db, r, sub)
@@ -313,7 +345,7 @@ class BillingProjection(Projection):
     def on_Subscription_PaymentFailed(self, db: ReadDB, r: EventRecord) -> None:
         sub = self._payment(db, r, FAILED)
         db.execute(
-            "UPDATE invoices SET attempts = ?, next_retry_at = ? WHERE number = ?",
+            "UPDATE invoices SET attempts = ?, next_retry_at = ?, charging = NULL WHERE number = ?",
             (r.data["attempt"], ts(r.data["next_retry_at"]), r.data["number"]),
         )
         self._next_retry(db, r, sub)
@@ -323,32 +355,54 @@ class BillingSchedule:
     """The ledger's due-work hint, read from the billing model (the aggregate decides).
 
     A subscription is a candidate when its next period end, trial end or payment retry is
-    due, or a renewal reminder may be (annual plans, or all plans if so configured).
+    due, or a renewal reminder or trial-ending notice may be (each plan's lead time, per
+    `domain.subscription.schedule.ReminderLeads`: a superset is safe, a miss is not).
     """
 
     def __init__(
         self,
         db: ReadDB,
         catch_up: Callable[[], object] | None = None,
-        lead_days: int = 7,
-        remind_all: bool = False,
+        leads: ReminderLeads | None = None,
     ) -> None:
         self.db = db
         self.catch_up = catch_up
-        self.lead_days = lead_days
-        self.remind_all = remind_all
+        self.leads = leads or ReminderLeads()
 
     def due_subscriptions(self, up_to: datetime) -> list[UUID]:
         if self.catch_up:
             self.catch_up()
-        horizon = ts(up_to + timedelta(days=self.lead_days))
+        leads = self.leads
+
+        def horizon(days: int) -> str | None:
+            return ts(up_to + timedelta(days=max(days, 0)))
+
+        days = (
+            "(CASE p.interval_unit WHEN 'day' THEN 1 WHEN 'week' THEN 7 WHEN 'month' THEN 28"
+            " ELSE 365 END) * p.interval_count"
+        )  # a plan's shortest period: ReminderLeads.for_interval's rule
+        annual = (
+            "(p.interval_unit = 'year' OR (p.interval_unit = 'month'"
+            f" AND p.interval_count >= 12) OR {days} >= 365)"
+        )  # a plan of a year or longer: schedule.is_annual
         rows = self.db.query(
             "SELECT s.subscription_id FROM subscriptions s JOIN plans p ON p.plan_id = s.plan_id"
             " WHERE s.next_check_at IS NOT NULL AND (s.next_check_at <= ?"
-            " OR ((p.interval_unit = 'year' OR ? = 1)"
-            f" AND s.status IN ({marks(PAYING)}) AND s.current_period_end <= ?))"
+            f" OR (s.status IN ({marks(PAYING)}) AND ("
+            f"  ({annual} AND {days} >= ? AND s.current_period_end <= ?)"
+            f"  OR (NOT {annual} AND {days} >= ? AND s.current_period_end <= ?)))"
+            " OR (s.status = ? AND s.current_period_end <= ?))"
             " ORDER BY s.next_check_at",
-            (ts(up_to), 1 if self.remind_all else 0, *PAYING, horizon),
+            (
+                ts(up_to),
+                *PAYING,
+                2 * leads.annual_days,
+                horizon(leads.annual_days),
+                2 * leads.days,
+                horizon(leads.days),
+                TRIALING,
+                horizon(leads.trial_days),
+            ),
         )
         return [subscription_uuid(row["subscription_id"]) for row in rows]
 

@@ -117,6 +117,14 @@ class MetricsProjection(Projection):
     on_Subscription_Renewed = _follow
     on_Subscription_Resumed = _follow
     on_Subscription_TrialConverted = _follow
+    on_Subscription_ChargeRequested = _follow  # a charge asked, no MRR
+    # credit notes and refunds move no MRR, but follow like the rest
+    on_Subscription_CreditNoteIssued = _follow
+    on_Subscription_RefundRequested = _follow
+    on_Subscription_RefundSucceeded = _follow
+    on_Subscription_RefundFailed = _follow
+    on_Subscription_CreditMovedToCustomer = _follow
+    on_Subscription_TrialEndingSoon = _follow  # a notice, no MRR
 
     def _move(self, db: ReadDB, r: EventRecord, sub: dict, new_mrr: int) -> None:
         rows = db.query(

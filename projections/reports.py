@@ -358,6 +358,12 @@ def plans(db: ReadDB) -> list[dict[str, Any]]:
 
 
 def balance(db: ReadDB, customer_id: str) -> dict[str, dict[str, int]]:
+    """Per currency: what the customer owes on open invoices, and their credit balance.
+
+    Credit is the customer's (`customer_credit`), plus any an earlier version left on a
+    subscription (`subscriptions.credit_balance`) not yet moved to them: the ledger moves
+    it before the first invoice that could spend it, and the column is 0 from then on.
+    """
     out: dict[str, dict[str, int]] = {}
     for row in db.query(
         "SELECT currency, SUM(amount_due - amount_paid) AS due FROM invoices"
@@ -366,12 +372,56 @@ def balance(db: ReadDB, customer_id: str) -> dict[str, dict[str, int]]:
     ):
         out.setdefault(row["currency"], {})["outstanding"] = int(row["due"])
     for row in db.query(
-        "SELECT currency, SUM(credit_balance) AS credit FROM subscriptions"
-        " WHERE customer_id = ? GROUP BY currency",
-        (customer_id,),
+        "SELECT currency, SUM(credit) AS credit FROM ("
+        " SELECT currency, balance AS credit FROM customer_credit WHERE customer_id = ?"
+        " UNION ALL SELECT currency, credit_balance AS credit FROM subscriptions"
+        " WHERE customer_id = ?) AS held GROUP BY currency",
+        (customer_id, customer_id),
     ):
         out.setdefault(row["currency"], {})["credit"] = int(row["credit"])
     for figures in out.values():
         figures.setdefault("outstanding", 0)
         figures.setdefault("credit", 0)
     return out
+
+
+def credit_notes(
+    db: ReadDB, customer: str | None = None, invoice: str | None = None
+) -> list[dict[str, Any]]:
+    """Credit notes, oldest first, with their lines and where their refund stands."""
+    filters = (("customer_id", customer), ("invoice_number", invoice))
+    clause, params = where(filters)
+    rows = db.query(
+        "SELECT number, invoice_number, subscription_id, customer_id, currency, amount,"
+        " reason, method, issued_at, refund_status, refund_reference"
+        f" FROM credit_notes{clause} ORDER BY number",
+        params,
+    )
+    lines: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    joined, params = where(filters, alias="n")
+    for line in db.query(
+        "SELECT l.number, l.kind, l.description, l.amount FROM credit_note_lines l"
+        f" JOIN credit_notes n ON n.number = l.number{joined} ORDER BY l.number, l.line_no",
+        params,
+    ):
+        lines[line.pop("number")].append(line)
+    for row in rows:
+        row["lines"] = lines.get(row["number"], [])
+    return rows
+
+
+def invoice_owner(db: ReadDB, number: str) -> dict[str, Any] | None:
+    """The subscription, customer and currency of invoice `number` (None if unknown)."""
+    rows = db.query(
+        "SELECT subscription_id, customer_id, currency FROM invoices WHERE number = ?", (number,)
+    )
+    return rows[0] if rows else None
+
+
+def customer_credit(db: ReadDB, customer_id: str) -> list[dict[str, Any]]:
+    """How the customer's credit moved, oldest first: grants (+) and invoices paid (-)."""
+    return db.query(
+        "SELECT at, currency, kind, amount, balance_after, source, reason, reference"
+        " FROM credit_movements WHERE customer_id = ? ORDER BY at, position, event_id",
+        (customer_id,),
+    )

@@ -9,6 +9,8 @@ Lookup order for a field: `(owner, field)` then `field`; owner is a command name
 
 from __future__ import annotations
 
+from schemas import notification_docs as _notify
+
 MINOR_UNITS = "Money: a whole number of minor units of the currency (cents for USD), never a float."
 
 
@@ -139,10 +141,44 @@ FIELDS: dict[str, str] = {
     "count": "Number of units per period (3 with 'month' = quarterly).",
     "description": "Human-readable line text, as printed on the invoice.",
     "extra": "Any other metadata entries, by name.",
-    # ---- payments (issue 9): helper-owned section ----
-    # ---- credit (issue 9): helper-owned section ----
-    # ---- notifications (issue 9): helper-owned section ----
-    # ---- webhooks (issue 9): helper-owned section ----
+    "credit_note": "Number of a credit note (CN-000001...), gapless in its own series.",
+    "balance_after": _money(
+        "The customer's credit balance in this currency after the event (never negative)."
+    ),
+    "failure_code": "The gateway's code for why a refund failed (e.g. 'charge_disputed'); "
+    "null on success.",
+    "failure_message": "The gateway's words for why a refund failed; null on success.",
+    "charge_reference": "The gateway's id of the charge being refunded (its PaymentSucceeded's "
+    "reference).",
+    "subscriptions": "External ids of the subscriptions concerned.",
+    **_notify.FIELDS,  # schemas/notification_docs.py
+    "endpoint_id": "Id of a webhook endpoint (the CLI makes one, we_<hex>, from the command "
+    "id, so re-running the same line with the same command id is a duplicate).",
+    "url": "Where the ledger POSTs the webhooks: an http:// or https:// URL with a host, at "
+    "most 2048 characters, without a user name or password (the endpoint's signing secret is "
+    "never in a command or event: it is kept encrypted in the ledger's configuration store).",
+    "event_types": "The webhook types the endpoint receives (e.g. ['invoice.paid']); empty = "
+    "every type.",
+    "include_personal_data": "True to add the customer's name and email to the webhook bodies "
+    "(resolved at send time; never for an erased customer); false = ids only.",
+    "delivery_id": "Id of a webhook delivery: one event for one endpoint (whd_<32 hex>, "
+    "derived from the event id and the endpoint id).",
+    "event_id": "Id of the ledger event the delivery carries (its record's event_id on "
+    "subledger.events); the webhook body's id is evt_ and these 32 hex digits.",
+    "webhook_type": "The webhook type the event is sent as (e.g. 'invoice.paid').",
+    "source_event": "The ledger event the delivery carries, as Aggregate.Event (e.g. "
+    "'Subscription.Invoiced').",
+    "source_id": "The aggregate id (UUID text) of the ledger event the delivery carries.",
+    "source_version": "The version of that event in its aggregate's history (1 = first).",
+    "occurred_at": "Effective time of the ledger event the delivery carries (UTC); the "
+    "webhook body's `created`.",
+    "attempted_at": "When the HTTP attempt was made (UTC, the sender's wall clock).",
+    "status_code": "The receiver's HTTP status code; 0 = no answer (refused, timed out, ...). "
+    "2xx is success, anything else a failure.",
+    "error": "Why the attempt failed, in a few words (e.g. 'HTTP 503', 'no answer: timed "
+    "out'); empty on success.",
+    "next_attempt_at": "When the delivery is tried again (UTC, wall clock); null = no more "
+    "attempts (sent, or given up after the retry window).",
 }
 
 OWNED: dict[tuple[str, str], str] = {
@@ -215,10 +251,85 @@ OWNED: dict[tuple[str, str], str] = {
     ("Metadata", "correlation_id"): "Correlation id of the causing command.",
     ("Metadata", "actor"): "Who asked for the causing command.",
     ("Metadata", "source"): "Upstream system the causing command came from.",
-    # ---- payments (issue 9): helper-owned section ----
-    # ---- credit (issue 9): helper-owned section ----
-    # ---- notifications (issue 9): helper-owned section ----
-    # ---- webhooks (issue 9): helper-owned section ----
+    ("RecordChargeOutcome", "attempt"): "The charge attempt this answers (its "
+    "ChargeRequested's attempt); an attempt no longer pending records nothing.",
+    ("RecordChargeOutcome", "succeeded"): "True if the gateway took the money.",
+    ("RecordChargeOutcome", "reference"): "The gateway's id of the charge (with Stripe, the "
+    "PaymentIntent id); '' if no charge was made.",
+    ("RecordChargeOutcome", "decline_code"): "Why the gateway declined, as Stripe codes it "
+    "(card_declined, insufficient_funds, expired_card, processing_error, ...); null on success.",
+    ("RecordChargeOutcome", "decline_message"): "The gateway's words for the decline (e.g. "
+    "'Your card has insufficient funds.'); null on success.",
+    ("Subscription.ChargeRequested", "amount"): "Amount to charge: the invoice's amount due.",
+    ("Subscription.ChargeRequested", "attempt"): "Number of this charge attempt of the invoice "
+    "(1 = first; each retry asks again).",
+    ("Subscription.ChargeRequested", "idempotency_key"): "Key the payments worker passes to "
+    "the gateway: the invoice number and the attempt ('INV-000001:1'), nothing a retry can "
+    "change, so asking again never charges twice.",
+    ("Subscription.PaymentFailed", "message"): "The gateway's words for the decline (e.g. 'Your "
+    "card was declined.'); null in events recorded before version 2.",
+    ("GrantCredit", "amount"): "Credit to give, 1 to 10,000,000,000; the customer's balance in "
+    "the currency stays at most 10^17.",
+    ("GrantCredit", "reason"): "Why the credit is given (e.g. 'goodwill', 'outage March 3').",
+    ("RefundInvoice", "amount"): "Amount to refund; null = all that was paid on the invoice "
+    "and not credited by an earlier credit note. Never more than that.",
+    ("RefundInvoice", "reason"): "Why the money goes back (e.g. 'requested_by_customer', "
+    "'duplicate').",
+    ("RecordRefundOutcome", "succeeded"): "True if the gateway refunded the money.",
+    ("RecordRefundOutcome", "reference"): "The gateway's id of the refund ('' if none was made).",
+    ("Customer.CreditGranted", "amount"): "Credit added to the balance.",
+    ("Customer.CreditGranted", "reason"): "Why, in words (e.g. 'net credit of invoice "
+    "INV-000002', 'goodwill').",
+    ("Customer.CreditGranted", "source"): "Where the credit comes from: 'grant' (given by "
+    "hand), 'proration' (a downgrade's net credit), 'credit_note' (a refund of an invoice paid "
+    "outside the gateway), 'refund_failed' (a refund the gateway refused) or 'migration' "
+    "(credit an earlier version kept on a subscription).",
+    ("Customer.CreditGranted", "reference"): "What it came from: an invoice number "
+    "(proration), a credit note number (credit_note, refund_failed), a subscription id "
+    "(migration); '' for a grant.",
+    ("Customer.CreditApplied", "amount"): "Credit spent on the invoice.",
+    ("Customer.CreditApplied", "invoice"): "Number of the invoice the credit paid (part of).",
+    ("Subscription.Invoiced", "customer_credit"): "True: credit_applied came from, and "
+    "credit_balance_after is, the customer's credit balance in this currency (every invoice "
+    "since credit belongs to customers). False or null (invoices of earlier versions): both "
+    "are the subscription's own credit.",
+    ("Subscription.Invoiced", "credit_applied"): "Credit spent on this invoice (the customer's "
+    "balance; see customer_credit).",
+    ("Subscription.Invoiced", "credit_balance_after"): "Credit left after this invoice: the "
+    "customer's balance in this currency (see customer_credit).",
+    ("Subscription.CreditNoteIssued", "number"): "The credit note's number (CN-000001...).",
+    ("Subscription.CreditNoteIssued", "invoice"): "Number of the paid invoice it credits.",
+    ("Subscription.CreditNoteIssued", "lines"): "The credit note's lines: kind 'credit' (the "
+    "amount less tax) and 'tax' (the tax share, in the invoice's proportion); positive.",
+    ("Subscription.CreditNoteIssued", "amount"): "Total credited: never more than was paid on "
+    "the invoice less earlier credit notes.",
+    ("Subscription.CreditNoteIssued", "reason"): "Why the money goes back.",
+    ("Subscription.CreditNoteIssued", "method"): "'refund': back through the gateway (a "
+    "RefundRequested follows); 'credit': to the customer's credit balance (the invoice was "
+    "paid outside the gateway).",
+    ("Subscription.RefundRequested", "amount"): "Amount to refund.",
+    ("Subscription.RefundRequested", "idempotency_key"): "Key the payments worker passes to "
+    "the gateway's refund: the credit note's number and ':refund', so any retry asks for the "
+    "same refund.",
+    ("Subscription.RefundSucceeded", "amount"): "Amount refunded.",
+    ("Subscription.RefundSucceeded", "reference"): "The gateway's id of the refund.",
+    ("Subscription.RefundFailed", "amount"): "Amount that was not refunded: it is now the "
+    "customer's credit (a Customer.CreditGranted, source refund_failed).",
+    ("Subscription.CreditMovedToCustomer", "amount"): "Credit the subscription held, now its "
+    "customer's (a Customer.CreditGranted, source migration, in the same transaction).",
+    ("CreditNoteSequence.StrandedCreditMoved", "amount"): "Sum of the credit moved, over all "
+    "currencies (each move says its own).",
+    **_notify.OWNED,  # schemas/notification_docs.py
+    ("ScheduleWebhookDelivery", "customer_id"): "The customer whose event it is, if any (the "
+    "Kafka key, so one customer's deliveries stay in order).",
+    ("WebhookDelivery.Scheduled", "customer_id"): "The customer whose event it is; null for "
+    "events of no customer.",
+    ("RecordWebhookAttempt", "attempt"): "Number of this attempt of the delivery (1 = first; "
+    "replays go on counting): must be the next one.",
+    ("WebhookDelivery.Attempted", "attempt"): "Number of this attempt of the delivery (1 = "
+    "first; replays go on counting).",
+    ("WebhookDelivery.Attempted", "status"): "The delivery's status after the attempt: "
+    "'sent' (2xx), 'failed' (another attempt at next_attempt_at) or 'gave_up'.",
 }
 
 RECORDS: dict[str, str] = {
@@ -279,10 +390,40 @@ RECORDS: dict[str, str] = {
     "Subscription.Paused": "A subscription was paused.",
     "Subscription.Resumed": "A paused subscription resumed.",
     "Subscription.RenewalReminderIssued": "A renewal reminder is due to the customer.",
-    # ---- payments (issue 9): helper-owned section ----
-    # ---- credit (issue 9): helper-owned section ----
-    # ---- notifications (issue 9): helper-owned section ----
-    # ---- webhooks (issue 9): helper-owned section ----
+    "RecordChargeOutcome": "The gateway's answer to a charge, fed back by the payments worker "
+    "(its command id is 'charge:' and the charge's idempotency key: a repeat is a duplicate).",
+    "Subscription.ChargeRequested": "A charge of an open invoice is asked of the gateway (made "
+    "after commit by the payments worker).",
+    "GrantCredit": "Give a customer credit in a currency; their next invoices in it spend it.",
+    "RefundInvoice": "Refund money paid on an invoice, in full or in part: a credit note, "
+    "refunded through the gateway (or to the customer's credit if paid outside it).",
+    "RecordRefundOutcome": "The gateway's answer to a refund, fed back by the payments worker.",
+    "Customer.CreditGranted": "Credit was added to the customer's balance in a currency.",
+    "Customer.CreditApplied": "Credit was spent on one of the customer's invoices.",
+    "CreditNoteSequence.Started": "The gapless credit note number sequence started.",
+    "CreditNoteSequence.NumbersAllocated": "Credit note numbers first..last were taken.",
+    "CreditNoteSequence.StrandedCreditMoved": "The credit an earlier version kept on "
+    "subscriptions was moved to their customers (once per book).",
+    "Subscription.CreditNoteIssued": "A credit note was issued against a paid invoice.",
+    "Subscription.RefundRequested": "A refund is asked of the gateway (made after commit).",
+    "Subscription.RefundSucceeded": "The gateway refunded the money.",
+    "Subscription.RefundFailed": "The gateway refused the refund: the amount became the "
+    "customer's credit.",
+    "Subscription.CreditMovedToCustomer": "Credit the subscription held (an earlier version "
+    "kept it there) now belongs to its customer.",
+    **_notify.RECORDS,  # schemas/notification_docs.py
+    "AddWebhookEndpoint": "Add a webhook endpoint (its secret is stored apart, never sent).",
+    "RemoveWebhookEndpoint": "Remove a webhook endpoint: it receives nothing more.",
+    "ScheduleWebhookDelivery": "The webhook worker's decision that a ledger event goes to an "
+    "endpoint (recorded once per event and endpoint).",
+    "RecordWebhookAttempt": "The outcome of one HTTP attempt of a webhook delivery.",
+    "ReplayWebhookDelivery": "Send a webhook delivery again, with the same body id.",
+    "WebhookEndpoints.Started": "The ledger's list of webhook endpoints began.",
+    "WebhookEndpoints.EndpointAdded": "A webhook endpoint was added.",
+    "WebhookEndpoints.EndpointRemoved": "A webhook endpoint was removed.",
+    "WebhookDelivery.Scheduled": "A ledger event is to be delivered to a webhook endpoint.",
+    "WebhookDelivery.Attempted": "A webhook delivery was attempted (with its outcome).",
+    "WebhookDelivery.Replayed": "A webhook delivery was asked to be sent again.",
 }
 
 

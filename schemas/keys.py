@@ -11,18 +11,26 @@ from typing import Any
 
 from schemas.records import EventRecord
 
-KEY_FIELDS = ("customer_id", "subscription_id", "plan_id", "code", "country")
+KEY_FIELDS = (
+    "customer_id",
+    "subscription_id",
+    "plan_id",
+    "code",  # coupons
+    "country",  # tax rates
+    "endpoint_id",  # webhook endpoints
+    "delivery_id",  # webhook deliveries
+)
 CLOCK_KEY = b"clock"
 
 
 def command_key(command: Any) -> bytes:
     """The Kafka key of a command on `subledger.commands`: whose it is.
 
-    The first of customer_id, subscription_id, plan_id, code (coupons), country (tax) the
-    command carries, UTF-8; AdvanceClock is keyed by the constant `b"clock"`. So one
-    customer's commands (RegisterCustomer, Subscribe, and the subscription commands that
-    name their customer_id) land in one partition and apply in order. A subscription
-    command sent without customer_id is keyed by its subscription id instead.
+    The first of KEY_FIELDS the command carries, UTF-8; AdvanceClock is keyed by the
+    constant `b"clock"`. So one customer's commands (RegisterCustomer, Subscribe, and the
+    subscription commands that name their customer_id) land in one partition and apply in
+    order. A subscription command sent without customer_id is keyed by its subscription id
+    instead.
     """
     for name in KEY_FIELDS:
         value = getattr(command, name, None)

@@ -41,6 +41,7 @@ class App:
     def run(self, command: c.Command) -> dict[str, Any]:
         outcome = self.runtime.ledger.execute(command)
         self.settle()
+        self.recorded = True  # deliver on close, after the output
         return outcome
 
     def settle(self) -> None:
@@ -83,6 +84,14 @@ class App:
 
     def close(self) -> None:
         if self._runtime is not None:
+            if getattr(self, "recorded", False):  # bounded, never fails
+                from verbs.webhooks import deliver_after_command
+
+                deliver_after_command(self)
+            if getattr(self, "recorded", False):  # bounded, never fails
+                from verbs.notifications import deliver_after_command as notify
+
+                notify(self)
             self._runtime.close()
 
 

@@ -107,4 +107,44 @@ def customer_show(app: App, customer_id: str, fmt: str) -> None:
     show(profile, fmt)
 
 
+@customer.command("note")
+@click.argument("customer_id")
+@click.option(
+    "--channel",
+    type=click.Choice(["email", "phone", "chat", "other"]),
+    required=True,
+    help="How the customer got in touch.",
+)
+@click.option("--text", required=True, help="What was said or done (stored encrypted).")
+@command_options
+@format_option
+@click.pass_context
+def customer_note(ctx, customer_id, channel, text, at_, command_id, actor, fmt):
+    """Record a support interaction (the support log; the text is personal data)."""
+    issue(
+        ctx,
+        c.RecordCustomerNote,
+        at_,
+        command_id,
+        actor,
+        fmt,
+        customer_id=customer_id,
+        channel=channel,
+        text=text,
+    )
+
+
+@customer.command("timeline")
+@click.argument("customer_id")
+@format_option
+@click.pass_obj
+def customer_timeline(app: App, customer_id: str, fmt: str) -> None:
+    """Everything about a customer in time order: events, invoices, payments, credit notes,
+    notifications with their delivery status, and support notes."""
+    from verbs.timeline import TIMELINE_COLUMNS, timeline
+
+    rows = timeline(app, customer_id)
+    show(rows, fmt, title=f"customer {customer_id}", columns=TIMELINE_COLUMNS)
+
+
 COMMANDS: list[click.Command] = [customer]

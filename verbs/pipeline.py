@@ -12,6 +12,10 @@ from verbs.errors import Failure
 from verbs.options import format_option
 from verbs.render import show
 
+# consumers.serve.WORKERS, spelled out so that `--help` loads no Kafka client (a test holds
+# the two equal)
+DEFAULT_WORKERS = "commands,relay,projections,scheduler,payments,notifications,webhooks"
+
 
 @click.group()
 def projections() -> None:
@@ -147,9 +151,11 @@ def projections_rebuild(app: App, name: str, fmt: str) -> None:
 )
 @click.option(
     "--workers",
-    default="commands,relay,projections,scheduler",
+    default=DEFAULT_WORKERS,
     show_default=True,
-    help="Comma-separated: commands, relay, projections, scheduler.",
+    help="Comma-separated, any of the default list: commands (the ledger), relay (events to "
+    "Kafka), projections (read models), scheduler (due work), payments (charges and refunds; "
+    "needs SUBLEDGER_GATEWAY), notifications (email and in-app), webhooks.",
 )
 @click.option(
     "--tick",

@@ -63,6 +63,29 @@ PAYMENT_COLUMNS = (
     "reason",
     "reference",
 )
+CREDIT_NOTE_COLUMNS = (  # credit
+    "number",
+    "invoice_number",
+    "subscription_id",
+    "customer_id",
+    "currency",
+    "amount",
+    "reason",
+    "method",
+    "issued_at",
+    "refund_status",
+    "refund_reference",
+)
+CREDIT_MOVEMENT_COLUMNS = (  # `credit` is the balance after the movement
+    "at",
+    "currency",
+    "kind",
+    "amount",
+    "credit",
+    "source",
+    "reason",
+    "reference",
+)
 HISTORY_COLUMNS = (
     "version",
     "event",

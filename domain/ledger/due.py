@@ -34,6 +34,7 @@ COUNTS = (  # what a clock advance reports it did
     "trials_converted",
     "reminders",
     "retries",
+    "charges",  # charges asked of the gateway (their failures count in payments_failed)
 )
 
 
@@ -56,7 +57,11 @@ def take_effect(ledger: Ledger, uow: UnitOfWork, command: c.Command) -> c.Comman
     if clock is not None and command.at == clock.now:
         uow.due = no_work()  # all that is due up to now was done
         return command
-    uow.due = run_due(ledger, uow, command.at, command.meta(actor="scheduler"))
+    # only a clock advance settles charges between due items (it commits as it goes, and
+    # nothing in it can be refused); any other command keeps "an error records nothing":
+    # the charges its due work asks for are settled once it has committed
+    settle_as_it_goes = isinstance(command, c.AdvanceClock)
+    uow.due = run_due(ledger, uow, command.at, command.meta(actor="scheduler"), settle_as_it_goes)
     if clock is None:
         uow.start(LedgerClock.start(id=CLOCK_ID, at=command.at, meta=command.meta()))
     else:
@@ -65,7 +70,9 @@ def take_effect(ledger: Ledger, uow: UnitOfWork, command: c.Command) -> c.Comman
     return command
 
 
-def run_due(ledger: Ledger, uow: UnitOfWork, to: datetime, meta: dict) -> dict[str, int]:
+def run_due(
+    ledger: Ledger, uow: UnitOfWork, to: datetime, meta: dict, settle_as_it_goes: bool = False
+) -> dict[str, int]:
     """Execute everything due up to `to`, in time order; what it did, counted.
 
     Whenever the unit of work holds `chunk_size` aggregates, all it holds is committed
@@ -73,16 +80,22 @@ def run_due(ledger: Ledger, uow: UnitOfWork, to: datetime, meta: dict) -> dict[s
     go, so a year of renewals for many subscriptions never sits in memory at once. What a
     chunk committed stays done even if the batch then fails; the rest is done by the same
     command run again: its receipt is only added once its due work is done, so it is no
-    duplicate, and what is left is derived from the book.
+    duplicate, and what is left is derived from the book. With `settle_as_it_goes` (a clock
+    advance, embedded) the same holds for the charges due items ask for: all those asked at
+    one instant are committed and settled by the in-process payments worker before any
+    later item, or the same subscription's next one, is done (`settle`).
     """
     settings = ledger.settings
     counts = no_work()
     if ledger.schedule is None:
         return counts
+    clock = uow.find(LedgerClock, CLOCK_ID)
+    if settle_as_it_goes and ledger.after_commit and clock:
+        settle(ledger, uow, clock.now, meta, counts)  # what is pending, before time moves on
     heap: list[tuple[Due, UUID]] = []
 
     def push(sub: Subscription) -> None:
-        due = sched.next_due(sub, settings.reminder_days, settings.remind_all_plans)
+        due = sched.next_due(sub, settings.reminders)
         if due is not None and due.at <= to:
             heapq.heappush(heap, (due, sub.id))
 
@@ -93,17 +106,53 @@ def run_due(ledger: Ledger, uow: UnitOfWork, to: datetime, meta: dict) -> dict[s
     for agg in list(uow.aggregates.values()):  # touched earlier in this very batch
         if isinstance(agg, Subscription):
             push(agg)
-    while heap:
+    waiting: set[UUID] = set()  # asked for a charge at `instant`: its outcome comes first
+    instant = to
+    while heap or waiting:
+        if waiting and (not heap or heap[0][0].at > instant or heap[0][1] in waiting):
+            # every charge asked at this instant, settled at once before time moves on
+            touched = {*settle(ledger, uow, instant, meta, counts), *waiting}
+            waiting.clear()
+            for sub_id in touched:
+                push(uow.get(Subscription, sub_id, UnknownSubscription(str(sub_id))))
+            continue
         due, sub_id = heapq.heappop(heap)
         sub = uow.get(Subscription, sub_id, UnknownSubscription(str(sub_id)))
-        if sched.next_due(sub, settings.reminder_days, settings.remind_all_plans) != due:
+        if sched.next_due(sub, settings.reminders) != due:
             continue  # stale entry: that work was done or moved
+        charges = counts["charges"]
         run_one(ledger, uow, sub, due, meta, counts)
+        if settle_as_it_goes and counts["charges"] > charges and ledger.after_commit:
+            waiting.add(sub_id)
+            instant = due.at
         push(sub)
         if uow.size >= settings.chunk_size:
             ledger.flush(uow)
             uow.keep_only(LedgerClock, CommandReceipt)
     return counts
+
+
+def settle(
+    ledger: Ledger, uow: UnitOfWork, at: datetime, meta: dict, counts: dict[str, int]
+) -> tuple[UUID, ...]:
+    """Commit what due work did up to `at` (the clock with it), let the in-process payments
+    worker settle the charges asked for, and go on from the state it left.
+
+    So `clock advance` plays dunning in time order while the gateway is only ever called
+    after commit. The worker's outcomes are commands of their own dated `at`, the clock's
+    time by then, so they run no due work; the subscriptions they touched are handed back.
+    """
+    assert ledger.after_commit is not None
+    clock = uow.find(LedgerClock, CLOCK_ID)
+    if clock is not None:
+        clock.move_to(at)
+        uow.clock_meta = uow.clock_meta or meta
+    ledger.flush(uow)
+    uow.keep_only(LedgerClock, CommandReceipt)  # the worker changes the others in the store
+    settled = ledger.after_commit()
+    counts["payments_failed"] += settled.payments_failed
+    counts["churned"] += settled.churned
+    return settled.subscriptions
 
 
 def run_one(
@@ -123,6 +172,9 @@ def run_one(
     elif due.kind == DueKind.REMIND:
         counts["reminders"] += 1
         sched.remind(sub, at, meta)
+    elif due.kind == DueKind.TRIAL_ENDING:
+        counts["reminders"] += 1
+        sched.warn_trial_ending(sub, at, meta)
     elif sub.cancel_at_period_end:
         counts["churned"] += 1
         sub.churn("voluntary", "canceled_at_period_end", at, meta)
@@ -153,7 +205,7 @@ def bring_up_to(
     """
     settings, counts = ledger.settings, no_work()
     while True:
-        due = sched.next_due(sub, settings.reminder_days, settings.remind_all_plans)
+        due = sched.next_due(sub, settings.reminders)
         if due is None or due.at > at:
             return
         run_one(ledger, uow, sub, due, meta, counts)

@@ -8,11 +8,17 @@ commits everything the batch has done so far (earlier commands too, with their r
 without the tracking position. A crash between chunks loses and doubles nothing: the
 commands come again, their receipts make the committed ones duplicates, and due work is
 derived from the book, so running the same command again finishes it.
+
+The gateway is never called inside a transaction: collecting an invoice records a
+ChargeRequested, and embedded the payments worker (`after_commit`, consumers/payments.py)
+charges it right after the commit (a clock advance commits and settles each due charge
+before its next due item, domain/ledger/due.py); in Kafka mode `serve --workers payments` does.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -51,11 +57,13 @@ from domain.ledger.due import bring_up_to, take_effect
 from domain.ledger.handlers import handler_for
 from domain.ledger.settings import LedgerSettings, Result
 from domain.ledger.unit_of_work import A, UnitOfWork
-from domain.ports import PaymentGateway, Schedule
+from domain.ports import AfterCommit, PaymentGateway, Schedule
 from domain.subscription import Subscription
 from domain.vault import Vault
 
 CONFLICT_RETRIES = 100
+log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())  # the CLI speaks in one line of its own; serve logs
 
 
 class Ledger(Application[UUID]):
@@ -68,15 +76,18 @@ class Ledger(Application[UUID]):
         env: dict[str, str] | None = None,
         *,
         vault: Vault,
-        gateway: PaymentGateway,
+        gateway: PaymentGateway | None = None,
         schedule: Schedule | None = None,
         settings: LedgerSettings | None = None,
+        after_commit: AfterCommit | None = None,
     ) -> None:
         super().__init__(env)
         self.vault = vault
-        self.gateway = gateway
+        self.gateway = gateway  # the in-process payments worker's (embedded)
         self.schedule = schedule
         self.settings = settings or LedgerSettings()
+        # Embedded: the payments worker, run in process after each commit (due work's too)
+        self.after_commit = after_commit
 
     def construct_recorder(self):  # type: ignore[override]
         """A process recorder, so Kafka offsets can commit with the events they caused."""
@@ -110,7 +121,9 @@ class Ledger(Application[UUID]):
         """
         for attempt in range(1, CONFLICT_RETRIES):
             try:
-                return self._execute_batch(commands, tracking, before_commit)
+                results = self._execute_batch(commands, tracking, before_commit)
+                self.settle_after_commit()
+                return results
             except IntegrityError:
                 if tracking and self.recorder.has_tracking_id(  # type: ignore[attr-defined]
                     tracking.application_name, tracking.notification_id
@@ -120,7 +133,18 @@ class Ledger(Application[UUID]):
                 # writer's): reload and redo, after a random pause so that two writers in
                 # step fall out of step instead of beating each other every time.
                 time.sleep(random.uniform(0, min(0.005 * attempt, 0.2)))
-        return self._execute_batch(commands, tracking, before_commit)
+        results = self._execute_batch(commands, tracking, before_commit)
+        self.settle_after_commit()
+        return results
+
+    def settle_after_commit(self) -> None:
+        """Run the in-process payments worker; the batch is recorded, so nothing here fails it."""
+        if self.after_commit is None:
+            return
+        try:
+            self.after_commit()
+        except Exception:  # the requests stay pending: the next commit settles them
+            log.warning("settling charges after a commit failed", exc_info=True)
 
     def _execute_batch(
         self,

@@ -8,15 +8,18 @@ from typing import Any
 from domain import commands as c
 from domain.dunning import DunningSchedule
 from domain.errors import LedgerError
+from domain.notifications.delivery import DeliveryPolicy
+from domain.subscription.schedule import ReminderLeads
 
 
 @dataclass(frozen=True)
 class LedgerSettings:
-    """How due work runs: the dunning schedule, reminders, and the due-work chunk size."""
+    """How due work runs: the dunning schedule, reminders, and the due-work chunk size;
+    how notifications are retried."""
 
     dunning: DunningSchedule = field(default_factory=DunningSchedule)
-    reminder_days: int = 7
-    remind_all_plans: bool = False
+    reminders: ReminderLeads = field(default_factory=ReminderLeads)
+    delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     chunk_size: int = 500  # aggregates held before due work commits what it has done
 
 

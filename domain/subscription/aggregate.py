@@ -19,8 +19,9 @@ from domain.limits import MAX_QUANTITY, check_count
 from domain.periods import Interval, add_interval, next_anchor_day
 from domain.pricing import Pricing, price_for
 from domain.subscription import events
+from domain.subscription.billing import CreditNote, Refundable
 from domain.subscription.mrr import mrr_of
-from domain.subscription.status import LIVE, PAYING, OpenInvoice, Status
+from domain.subscription.status import LIVE, PAYING, OpenInvoice, PendingCharge, Status
 from domain.topics import register_moved
 
 
@@ -44,10 +45,16 @@ class Subscription(LedgerAggregate):
     Paused = events.Paused
     Resumed = events.Resumed
     RenewalReminderIssued = events.RenewalReminderIssued
-    # ---- payments (issue 9): helper-owned section ----
-    # ---- credit (issue 9): helper-owned section ----
-    # ---- notifications (issue 9): helper-owned section ----
-    # ---- webhooks (issue 9): helper-owned section ----
+    ChargeRequested = events.ChargeRequested
+    CreditNoteIssued = events.CreditNoteIssued
+    RefundRequested = events.RefundRequested
+    RefundSucceeded = events.RefundSucceeded
+    RefundFailed = events.RefundFailed
+    CreditMovedToCustomer = events.CreditMovedToCustomer
+    if TYPE_CHECKING:
+        refundable: dict[str, Refundable]  # invoices with money due, what refunds need
+        credit_notes: dict[str, CreditNote]  # credit notes issued on this subscription
+    TrialEndingSoon = events.TrialEndingSoon
 
     if TYPE_CHECKING:  # state set by the events; not constructor fields for eventsourcing
         subscription_id: str
@@ -71,6 +78,7 @@ class Subscription(LedgerAggregate):
         cancel_at_period_end: bool
         credit_balance: int
         open_invoices: dict[str, OpenInvoice]
+        charging: dict[str, PendingCharge]  # charges pending at the gateway, by invoice
         billed_through: datetime | None
         period_invoice: str | None
         reminded_for: datetime | None

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from domain.catalog.plan import Plan
 from domain.errors import InvalidInput, InvalidTransition
-from domain.invoicing import Line, proration_lines
+from domain.invoicing import Line, period_price, proration_lines
 from domain.periods import add_interval
 from domain.pricing import Pricing, describe, price_for
 from domain.subscription.billing import recurring_lines
@@ -88,14 +88,24 @@ def _change_lines(
     new_cycle: bool,
     trialing: bool,
 ) -> list[Line]:
-    """The proration of a change: nothing in a trial; for a new cycle only the unused credit."""
+    """The proration of a change: nothing in a trial; for a new cycle only the unused credit.
+
+    Both sides are at the period's price as the customer pays it: in a period billed with
+    a discount, the unused-time credit is a share of what was paid after the coupon (not
+    of the list price), and the remaining time on the new plan is charged after the same
+    coupon, as the period it belongs to was discounted.
+    """
     if trialing:
         return []
     old_desc = f"{plan_name_old} ({describe(sub.pricing, sub.quantity, sub.currency)})"
     new_desc = f"{plan.name} ({describe(pricing, quantity, sub.currency)})"
-    new_amount = 0 if new_cycle else price_for(pricing, quantity)
+    coupon = sub.coupon if sub.discounted else None
+    old_amount = period_price(sub.recurring_amount(), coupon, sub.currency)
+    new_price = period_price(price_for(pricing, quantity), coupon, sub.currency)
+    new_amount = 0 if new_cycle else new_price
+    note = f", less coupon {coupon.code}" if coupon else ""
     lines = proration_lines(
-        sub.recurring_amount(), new_amount, sub.period_start, sub.period_end, at, old_desc, new_desc
+        old_amount, new_amount, sub.period_start, sub.period_end, at, old_desc, new_desc, note
     )
     if new_cycle:  # the new period is billed in full; the old one's unused rest is credited
         return [ln for ln in lines if ln.kind == "proration_credit"]

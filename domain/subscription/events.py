@@ -8,6 +8,7 @@ topic never has to re-derive billing state to follow the book.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,16 @@ from domain.base import LedgerAggregate
 from domain.invoicing import Coupon
 from domain.periods import Interval
 from domain.pricing import Pricing
-from domain.subscription.status import OpenInvoice, Status
+from domain.subscription.billing import (
+    FAILED,
+    MANUAL_PAYMENT,
+    PENDING,
+    REFUND,
+    SUCCEEDED,
+    CreditNote,
+    Refundable,
+)
+from domain.subscription.status import OpenInvoice, PendingCharge, Status
 
 if TYPE_CHECKING:
     from domain.subscription.aggregate import Subscription
@@ -71,6 +81,9 @@ class Subscribed(LedgerAggregate.Created, Event):
         sub.cancel_at_period_end = False
         sub.credit_balance = 0
         sub.open_invoices = {}
+        sub.charging = {}  # charges pending at the gateway, by invoice number
+        sub.refundable = {}  # credit: invoices with money due, by number (what refunds need)
+        sub.credit_notes = {}  # credit: credit notes issued here, by number
         sub.billed_through = None
         sub.period_invoice = None
         sub.reminded_for = None
@@ -103,6 +116,8 @@ class Renewed(Event):
 
 
 class Invoiced(Event):
+    class_version = 2  # v2: customer_credit (credit belongs to the customer)
+
     currency: str
     number: str
     reason: str
@@ -117,9 +132,15 @@ class Invoiced(Event):
     period_end: datetime
     discounted: bool
     coupon_periods_left: int | None
+    customer_credit: bool | None  # True: the credit fields are the customer's balance
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["customer_credit"] = False  # before 0.3 the credit was the subscription's
 
     def change(self, sub: Subscription) -> None:
-        sub.credit_balance = self.credit_balance_after
+        if not self.customer_credit:
+            sub.credit_balance = self.credit_balance_after
         sub.discounted = self.discounted
         sub.coupon_periods_left = self.coupon_periods_left
         recurring = [ln["period_end"] for ln in self.lines if ln["kind"] == "recurring"]
@@ -128,6 +149,7 @@ class Invoiced(Event):
             sub.period_invoice = self.number
         if self.amount_due > 0:
             sub.open_invoices[self.number] = OpenInvoice(self.amount_due)
+            sub.refundable[self.number] = Refundable(self.total, self.tax)
 
 
 class PaymentSucceeded(Event):
@@ -139,22 +161,36 @@ class PaymentSucceeded(Event):
 
     def change(self, sub: Subscription) -> None:
         sub.open_invoices.pop(self.number, None)
+        sub.charging.pop(self.number, None)
+        paid = sub.refundable.get(self.number)
+        if paid is not None:  # paid by hand (RecordPayment) or through the gateway
+            by_gateway = self.meta.get("command") != MANUAL_PAYMENT
+            sub.refundable[self.number] = paid.settled(self.amount, self.reference, by_gateway)
 
 
 class PaymentFailed(Event):
+    class_version = 2  # v2: the gateway's decline message
+
     currency: str
     number: str
     amount: int
     attempt: int
-    reason: str
+    reason: str  # the decline code (card_declined, insufficient_funds, ...)
     reference: str  # the gateway's id of the declined charge ("" if none was made)
     next_retry_at: datetime | None
+    message: str | None  # the gateway's words for the decline; None before v2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["message"] = None
 
     def change(self, sub: Subscription) -> None:
-        invoice = sub.open_invoices[self.number]
-        sub.open_invoices[self.number] = invoice.failed(
-            self.attempt, self.timestamp, self.next_retry_at
-        )
+        sub.charging.pop(self.number, None)
+        invoice = sub.open_invoices.get(self.number)
+        if invoice is not None:  # else written off while its charge was pending
+            sub.open_invoices[self.number] = invoice.failed(
+                self.attempt, self.timestamp, self.next_retry_at
+            )
 
 
 class PlanChanged(Event):
@@ -260,7 +296,95 @@ class RenewalReminderIssued(Event):
         sub.reminded_for = self.renews_at
 
 
-# ---- payments (issue 9): helper-owned section ----
-# ---- credit (issue 9): helper-owned section ----
-# ---- notifications (issue 9): helper-owned section ----
-# ---- webhooks (issue 9): helper-owned section ----
+class ChargeRequested(Event):
+    """The ledger asks for a charge; the payments worker makes it after commit, with this key."""
+
+    currency: str
+    number: str
+    attempt: int
+    amount: int
+    idempotency_key: str  # invoice + attempt: a redone transaction asks for the same charge
+
+    def change(self, sub: Subscription) -> None:
+        invoice = sub.open_invoices.get(self.number)
+        if invoice is not None:
+            sub.open_invoices[self.number] = invoice.requested(self.attempt)
+        sub.charging[self.number] = PendingCharge(self.attempt, self.amount)
+
+
+class CreditNoteIssued(Event):
+    """A credit note against a paid invoice: refunded at the gateway, or to the customer's
+    credit (`method`); numbered in its own gapless series (CN-000001)."""
+
+    currency: str
+    number: str
+    invoice: str
+    lines: list[dict[str, Any]]
+    amount: int
+    reason: str
+    method: str  # refund (through the gateway) | credit (to the customer's balance)
+
+    def change(self, sub: Subscription) -> None:
+        sub.refundable[self.invoice] = sub.refundable[self.invoice].credit(self.amount)
+        status = PENDING if self.method == REFUND else ""
+        sub.credit_notes[self.number] = CreditNote(self.invoice, self.amount, self.method, status)
+
+
+class RefundRequested(Event):
+    """The ledger asks for a refund; the payments worker makes it after commit, with this key."""
+
+    currency: str
+    credit_note: str
+    invoice_number: str
+    charge_reference: str  # the gateway's charge being refunded
+    amount: int
+    idempotency_key: str  # from the credit note's number: a retry asks for the same refund
+
+
+class RefundSucceeded(Event):
+    currency: str
+    credit_note: str
+    invoice_number: str
+    amount: int
+    reference: str  # the gateway's refund id
+
+    def change(self, sub: Subscription) -> None:
+        note = sub.credit_notes[self.credit_note]
+        sub.credit_notes[self.credit_note] = replace(note, status=SUCCEEDED)
+
+
+class RefundFailed(Event):
+    """The gateway refused the refund: the credit note stands, its amount is the customer's
+    credit (a Customer.CreditGranted in the same transaction)."""
+
+    currency: str
+    credit_note: str
+    invoice_number: str
+    amount: int
+    failure_code: str
+    failure_message: str
+
+    def change(self, sub: Subscription) -> None:
+        note = sub.credit_notes[self.credit_note]
+        sub.credit_notes[self.credit_note] = replace(note, status=FAILED)
+
+
+class CreditMovedToCustomer(Event):
+    """Credit an earlier version kept on this subscription now belongs to its customer."""
+
+    currency: str
+    amount: int
+
+    def change(self, sub: Subscription) -> None:
+        sub.credit_balance = 0
+
+
+class TrialEndingSoon(Event):
+    """A trial ends soon (domain/subscription/schedule.py: `ReminderLeads.trial_days`)."""
+
+    currency: str
+    trial_end: datetime
+    expected_amount: int
+
+    def change(self, sub: Subscription) -> None:
+        sub.reminded_for = self.trial_end

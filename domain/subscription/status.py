@@ -32,10 +32,15 @@ class OpenInvoice:
     failures: int = 0
     first_failed_at: datetime | None = None
     next_retry_at: datetime | None = None
+    charging: int | None = None  # the attempt whose charge is pending at the gateway
 
     @property
     def next_attempt(self) -> int:
         return self.failures + 1
+
+    def requested(self, attempt: int) -> OpenInvoice:
+        """This invoice while charge `attempt` is pending: no retry is due until its outcome."""
+        return replace(self, charging=attempt, next_retry_at=None)
 
     def failed(self, attempt: int, at: datetime, next_retry_at: datetime | None) -> OpenInvoice:
         """This invoice after charge `attempt` failed at `at` (dunning counts from the first)."""
@@ -44,7 +49,16 @@ class OpenInvoice:
             failures=attempt,
             first_failed_at=self.first_failed_at or at,
             next_retry_at=next_retry_at,
+            charging=None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCharge:
+    """A charge the ledger asked for and has no outcome of yet (kept past a write-off)."""
+
+    attempt: int
+    amount: int
 
 
 class DueKind(StrEnum):
@@ -52,6 +66,7 @@ class DueKind(StrEnum):
 
     RETRY = "retry"
     REMIND = "remind"
+    TRIAL_ENDING = "trial_ending"  # the notice a few days before a trial ends
     TRIAL_END = "trial_end"
     RENEW = "renew"
 
@@ -60,7 +75,13 @@ class DueKind(StrEnum):
         return _PRIORITY[self]
 
 
-_PRIORITY = {DueKind.RETRY: 0, DueKind.REMIND: 1, DueKind.TRIAL_END: 2, DueKind.RENEW: 3}
+_PRIORITY = {
+    DueKind.RETRY: 0,
+    DueKind.REMIND: 1,
+    DueKind.TRIAL_ENDING: 2,
+    DueKind.TRIAL_END: 3,
+    DueKind.RENEW: 4,
+}
 
 
 @dataclass(frozen=True, slots=True)

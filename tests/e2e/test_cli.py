@@ -300,15 +300,19 @@ def test_reports_have_the_books_figures(book: Run) -> None:
 
 def test_history_shows_who_asked_for_every_event(book: Run) -> None:
     rows = as_json(book("history", "s1", "--format", "json"))
-    assert [r["event"] for r in rows] == [
+    assert [r["event"] for r in rows] == [  # each charge asked for, then made after commit
         "Subscribed",
         "Invoiced",
+        "ChargeRequested",
         "PaymentSucceeded",
         "PlanChanged",
         "Invoiced",
+        "ChargeRequested",
         "PaymentSucceeded",
+        "RenewalReminderIssued",  # 7 days before the monthly renewal
         "Renewed",
         "Invoiced",
+        "ChargeRequested",
         "PaymentSucceeded",
         "CancellationScheduled",
         "Churned",

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from domain.notifications import KINDS
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -34,6 +36,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert "cli.py" in names and "bootstrap.py" in names
     assert any(n.startswith("schemas/avro/") and n.endswith(".avsc") for n in names)
     assert any(n.startswith("schemas/history/") for n in names)
+    # every message's default template ships as package data
+    assert {n for n in names if n.startswith("consumers/templates/") and n.endswith(".txt")} == {
+        f"consumers/templates/{t}.txt" for t in KINDS
+    }
     for package in ("domain/ledger/handlers/", "domain/subscription/", "adapters/", "verbs/"):
         assert any(n.startswith(package) for n in names), package
     venv = work / "venv"

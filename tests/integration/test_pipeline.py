@@ -74,17 +74,42 @@ def test_kafka_pipeline_gives_the_embedded_invoices_and_mrr(config, tmp_path) ->
     expected_invoices, expected_mrr = embedded_answers(tmp_path, commands)
     assert expected_invoices, "the scenario should bill something"
 
-    served = Served(config, ["commands", "relay", "projections"])
+    # charges are made by the payments worker after commit; each command
+    # waits for the charges it asked for, as the embedded ledger settles them after commit
+    config = config.with_overrides(gateway="sandbox")
+    served = Served(config, ["commands", "relay", "projections", "payments"])
     upstream = Upstream(config)
     try:
         with Runtime(config) as runtime:
-            upstream.publish_in_order(runtime.ledger, commands)
+            for command in commands:
+                upstream.publish_in_order(runtime.ledger, [command])
+                wait_settled(runtime.ledger)
             wait_projected(config, runtime)
             assert reports.invoices(runtime.db) == expected_invoices
             assert reports.mrr(runtime.db) == expected_mrr
     finally:
         upstream.close()
         served.close()
+
+
+def wait_settled(ledger, timeout: float = 60.0) -> None:
+    """Until every charge the ledger asked for has its outcome."""
+    deadline = time.monotonic() + timeout
+    while True:
+        asked, answered, start = set(), set(), 0
+        while batch := ledger.recorder.select_notifications(
+            start=start, limit=1000, inclusive_of_start=False
+        ):
+            for n in batch:
+                name = n.topic.rpartition(".")[2]
+                if name in ("ChargeRequested", "PaymentSucceeded", "PaymentFailed"):
+                    e = ledger.mapper.to_domain_event(n)
+                    (asked if name == "ChargeRequested" else answered).add((e.number, e.attempt))
+            start = batch[-1].id
+        if asked <= answered:
+            return
+        assert time.monotonic() < deadline, f"charges left unsettled: {asked - answered}"
+        time.sleep(0.05)
 
 
 def at(day: int = 1) -> datetime:
@@ -256,18 +281,32 @@ def test_in_kafka_mode_a_direct_command_reaches_the_read_models_once_through_kaf
 ) -> None:
     """The read models belong to the Kafka projectors: the CLI's direct path never feeds them."""
     commands = scenario(customers=4, months=2, seed=5)
+    config = config.with_overrides(gateway="sandbox")
     with Runtime(config) as runtime:
         runtime.ledger.execute_batch(commands)
         assert runtime.catch_up() == 0
         assert reports.invoices(runtime.db) == []  # nothing written behind Kafka's back
-        served = Served(config, ["relay", "projections"])
+        # the charges this batch asked for are made by the Kafka payments
+        # worker, after the whole batch: their outcomes (and so dunning) come after it too
+        served = Served(config, ["commands", "relay", "projections", "payments"])
         try:
+            wait_settled(runtime.ledger)
             wait_projected(config, runtime)
-            kafka_invoices, kafka_mrr = reports.invoices(runtime.db), reports.mrr(runtime.db)
+            kafka_invoices = reports.invoices(runtime.db)
+            kafka_payments = reports.payments(runtime.db)
         finally:
             served.close()
-    invoices, mrr = embedded_answers(tmp_path, commands)
-    assert kafka_invoices == invoices and kafka_mrr == mrr
+        outcomes = [
+            r
+            for r in runtime.feeder.records(0, 1_000_000)
+            if r.name in ("Subscription.PaymentSucceeded", "Subscription.PaymentFailed")
+        ]
+    invoices, _mrr = embedded_answers(tmp_path, commands)
+    charged = ("status", "amount_paid", "attempts")
+    assert [{k: v for k, v in i.items() if k not in charged} for i in kafka_invoices] == [
+        {k: v for k, v in i.items() if k not in charged} for i in invoices
+    ]
+    assert len(kafka_payments) == len(outcomes)  # each outcome projected once
     assert len(invoices) > 4
 
 

@@ -99,6 +99,18 @@ BY_NAME: dict[str, st.SearchStrategy[Any]] = {
     "apply_to": st.sampled_from(["new", "at_renewal", "immediately"]),
     "pricing": pricing,
     "implied": st.sampled_from([(), ("at",)]),
+    "attempt": st.integers(1, 366),  # a charge or delivery attempt: its command checks it
+    # "email" is a channel of a message and of a support note
+    "channel": st.just("email"),
+    "template": st.sampled_from(["welcome", "receipt", "renewal_reminder", "refund"]),
+    "result": st.sampled_from(["sent", "failed", "gave_up"]),
+    "lease_seconds": st.integers(1, 86_400),
+    # an endpoint's URL and types, a delivery's source and HTTP status
+    "url": st.sampled_from(["https://crm.example.com/hooks", "http://127.0.0.1:8080/h"]),
+    "event_types": st.sampled_from([(), ("invoice.paid",), ("customer.created", "invoice.paid")]),
+    "source_event": st.sampled_from(["Customer.Registered", "Subscription.Invoiced"]),
+    "source_version": st.integers(1, 2**63 - 1),
+    "status_code": st.integers(0, 999),
 }
 
 
@@ -207,6 +219,9 @@ def test_every_command_class_has_a_key(name: str) -> None:
     hints = typing.get_type_hints(cls)
     values = {str: "k", int: 1, bool: False, datetime: T0}
     named = {"country": "GB", "email": "k@example.com", "payment_token": "tok_visa"}
+    named |= {"channel": "email", "template": "welcome", "result": "sent"}  # notifications
+    named |= {"currency": "USD"}  # credit
+    named |= {"url": "https://k.example.com/h", "source_event": "Customer.Registered"}  # webhooks
     required = {
         f.name: named.get(f.name, values.get(hints[f.name], {"model": "flat"}))
         for f in dataclasses.fields(cls)
@@ -275,6 +290,7 @@ def run_scenario() -> list[EventRecord]:
     """A year in the life of the ledger, touching every event type; returns its records."""
     from adapters.gateway import SandboxGateway
     from adapters.keystores import SQLiteKeyStore
+    from consumers.payments import InProcessPayments
     from domain.ledger import Ledger, LedgerSettings
     from domain.vault import Vault
 
@@ -284,8 +300,9 @@ def run_scenario() -> list[EventRecord]:
         vault=Vault(SQLiteKeyStore(":memory:")),
         gateway=SandboxGateway(),
         schedule=schedule,
-        settings=LedgerSettings(remind_all_plans=True),
+        settings=LedgerSettings(),  # reminders for monthly plans too
     )
+    app.after_commit = InProcessPayments(app)  # charges settled after each commit
     per_unit = {"model": "per_unit", "amount": 1000, "tiers": []}
     tiered = {
         "model": "tiered",
@@ -295,6 +312,33 @@ def run_scenario() -> list[EventRecord]:
             {"up_to": None, "unit_amount": 700, "flat_amount": 100},
         ],
     }
+
+    def claim(mid: str, who: str, channel: str, template: str, day: int) -> tuple:
+        """a message's delivery claimed on `day`."""
+        fields = {
+            "message_id": mid,
+            "customer_id": who,
+            "channel": channel,
+            "template": template,
+            "claimer": "test",
+            "attempted_at": T0 + day * DAY,
+        }
+        return (c.ClaimDelivery, day, fields)
+
+    def outcome(mid: str, attempt: int, result: str, day: int) -> tuple:
+        fields = {
+            "message_id": mid,
+            "customer_id": "ann",
+            "attempt": attempt,
+            "result": result,
+            "detail": "451" if result == "failed" else "250 OK",
+            "attempted_at": T0 + day * DAY,
+        }
+        return (c.RecordDelivery, day, fields)
+
+    from domain.webhooks.delivery import delivery_id_for
+
+    WHD = delivery_id_for("e-1", "we_1")  # the delivery's id
     # fmt: off
     script: list[tuple[type[c.Command], int, dict[str, Any]]] = [
         (c.DefinePlan, 0, {"plan_id": "pro", "name": "Pro", "currency": "USD",
@@ -315,6 +359,19 @@ def run_scenario() -> list[EventRecord]:
                           "quantity": 3}),
         (c.Subscribe, 0, {"customer_id": "bob", "plan_id": "pro", "subscription_id": "s3"}),
         (c.UpdateCustomer, 1, {"customer_id": "ann", "email": "ann@x.io"}),
+        # a note; deliveries through every step
+        (c.RecordCustomerNote, 1, {"customer_id": "ann", "channel": "phone", "text": "Seats?"}),
+        (c.RegisterCustomer, 1, {"customer_id": "cy", "name": "Cy", "email": "c@x.io",
+                                 "payment_token": "tok_visa",
+                                 "preferences": {"notify.in_app": "off"}}),
+        claim("m-mail", "ann", "email", "welcome", 1),
+        outcome("m-mail", 1, "failed", 1),
+        claim("m-mail", "ann", "email", "welcome", 2),
+        outcome("m-mail", 2, "sent", 2),
+        claim("m-inbox", "ann", "in_app", "welcome", 2),
+        (c.MarkNotificationRead, 2, {"message_id": "m-inbox", "customer_id": "ann"}),
+        claim("m-hook", "ann", "webhook", "receipt", 2),
+        claim("m-off", "cy", "in_app", "welcome", 2),
         (c.ChangePlan, 2, {"subscription_id": "s1", "plan_id": "pro", "quantity": 3}),
         (c.ChangePlan, 3, {"subscription_id": "s1", "plan_id": "team", "quantity": 3}),
         (c.ChangePlanPrice, 3, {"plan_id": "pro", "apply_to": "at_renewal",
@@ -328,6 +385,20 @@ def run_scenario() -> list[EventRecord]:
         (c.Reactivate, 26, {"subscription_id": "s2"}),
         (c.AdvanceClock, 120, {}),
         (c.EraseCustomer, 121, {"customer_id": "bob"}),
+        claim("m-gone", "bob", "email", "receipt", 121),  # notifications: erased, given up
+        # an endpoint, a delivery tried and replayed, the endpoint removed
+        (c.AddWebhookEndpoint, 121, {"endpoint_id": "we_1", "url": "https://crm.example.com/h",
+                                     "event_types": ("customer.created",),
+                                     "include_personal_data": True}),
+        (c.ScheduleWebhookDelivery, 121, {"endpoint_id": "we_1", "event_id": "e-1",
+                                          "source_event": "Customer.Registered",
+                                          "source_id": "a-1", "source_version": 1,
+                                          "occurred_at": T0 + 121 * DAY, "customer_id": "ann"}),
+        (c.RecordWebhookAttempt, 121, {"delivery_id": WHD, "attempt": 1, "status_code": 503,
+                                       "attempted_at": T0 + 121 * DAY, "error": "HTTP 503",
+                                       "next_attempt_at": T0 + 122 * DAY}),
+        (c.ReplayWebhookDelivery, 121, {"delivery_id": WHD}),
+        (c.RemoveWebhookEndpoint, 121, {"endpoint_id": "we_1"}),
         (c.RetirePlan, 122, {"plan_id": "pro"}),
         (c.AdvanceClock, 365, {}),
     ]
@@ -352,7 +423,9 @@ def run_scenario() -> list[EventRecord]:
 
 @pytest.fixture(scope="module")
 def records() -> list[EventRecord]:
-    return run_scenario()
+    from test_credit_migration import credit_scenario  # refunds, old credit
+
+    return run_scenario() + credit_scenario()
 
 
 def test_the_scenario_emits_every_event_type(records: list[EventRecord]) -> None:

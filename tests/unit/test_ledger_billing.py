@@ -144,22 +144,28 @@ def test_annual_plan_started_on_leap_day_renews_on_feb_28_then_back_on_feb_29(
     ]
 
 
-def test_annual_plan_sends_a_renewal_reminder_seven_days_before(usd: Book) -> None:
+def test_annual_plan_sends_one_renewal_reminder_thirty_days_before(usd: Book) -> None:
     usd.plan("annual", T(2024, 1, 1), flat(12000), interval="year")
     usd.subscribe("sub", "cus", "annual", T(2024, 2, 29))
-    usd.advance(T(2025, 2, 20))
+    usd.advance(T(2025, 1, 28, 23, 59, 59))
     assert usd.events_of("sub", "RenewalReminderIssued") == []
-    usd.advance(T(2025, 2, 21))
+    usd.advance(T(2025, 1, 29))
     (reminder,) = usd.events_of("sub", "RenewalReminderIssued")
-    assert reminder.timestamp == T(2025, 2, 21)
+    assert reminder.timestamp == T(2025, 1, 29)  # 30 days before Feb 28
     assert reminder.renews_at == T(2025, 2, 28)
     assert reminder.expected_amount == 12000
+    usd.advance(T(2025, 2, 27))
+    assert len(usd.events_of("sub", "RenewalReminderIssued")) == 1  # once per renewal
 
 
-def test_monthly_plan_sends_no_renewal_reminder_by_default(usd: Book) -> None:
+def test_monthly_plan_sends_its_renewal_reminder_seven_days_before(usd: Book) -> None:
     usd.subscribe("sub", "cus", "basic", T(2024, 1, 1))
-    usd.advance(T(2024, 6, 1))
-    assert usd.events_of("sub", "RenewalReminderIssued") == []
+    usd.advance(T(2024, 3, 1))
+    reminders = usd.events_of("sub", "RenewalReminderIssued")
+    assert [(e.timestamp, e.renews_at, e.expected_amount) for e in reminders] == [
+        (T(2024, 1, 25), T(2024, 2, 1), 1000),
+        (T(2024, 2, 23), T(2024, 3, 1), 1000),
+    ]
 
 
 # ---- trials --------------------------------------------------------------------------------
@@ -190,8 +196,10 @@ def test_trial_is_not_invoiced_until_it_ends_then_billed_from_its_end(usd: Book)
     assert (sub["status"], sub["mrr"]) == ("active", 1000)
     assert usd.event_types("sub") == [
         "Subscribed",
+        "TrialEndingSoon",  # 3 days before the trial ends
         "TrialConverted",
         "Invoiced",
+        "ChargeRequested",  # the charge is asked for, then made after commit
         "PaymentSucceeded",
     ]
     usd.advance(T(2024, 2, 24))
@@ -314,7 +322,8 @@ def test_downgrade_banks_a_credit_that_the_next_renewal_spends(usd: Book) -> Non
     )
     assert down["status"] == "paid"  # nothing to collect
     assert usd.events_of("sub", "PaymentSucceeded")[-1].number == "INV-000001"
-    assert usd.subscription("sub")["credit_balance"] == 774
+    # the credit is the customer's: the subscription's own column stays 0
+    assert usd.subscription("sub")["credit_balance"] == 0
     assert reports.balance(usd.db, "cus") == {"USD": {"outstanding": 0, "credit": 774}}
 
     usd.advance(T(2024, 2, 1))
@@ -324,7 +333,7 @@ def test_downgrade_banks_a_credit_that_the_next_renewal_spends(usd: Book) -> Non
     assert (renewal["total"], renewal["credit_applied"], renewal["amount_due"]) == (1000, 774, 226)
     assert renewal["amount_paid"] == 226
     assert usd.events_of("sub", "PaymentSucceeded")[-1].amount == 226
-    assert usd.subscription("sub")["credit_balance"] == 0
+    assert reports.balance(usd.db, "cus")["USD"]["credit"] == 0
 
     usd.advance(T(2024, 3, 1))
     last = usd.invoice("INV-000004")
@@ -343,7 +352,7 @@ def test_credit_larger_than_a_renewal_is_spent_over_several_renewals(usd: Book) 
         (100, 0),
         (100, 0),
     ]
-    assert usd.subscription("sub")["credit_balance"] == 4542
+    assert reports.balance(usd.db, "cus")["USD"]["credit"] == 4542  # the customer's
 
 
 def test_interval_change_monthly_to_annual_starts_a_new_cycle_now(usd: Book) -> None:
@@ -585,17 +594,31 @@ def test_anchor_day_on_an_annual_plan_prorates_the_stub_over_the_year(usd: Book)
     ]
 
 
-def test_reminders_for_every_plan_when_configured(tmp_path) -> None:
-    book = Book.embedded(tmp_path / "remind", remind_all_plans=True, reminder_days=3)
+def test_reminder_lead_times_are_configured_and_a_short_plan_gets_none(tmp_path) -> None:
+    book = Book.embedded(tmp_path / "remind", reminder_days=3, reminder_days_annual=10)
     try:
         book.plan("basic", T(2024, 1, 1))
+        book.plan("weekly", T(2024, 1, 1), interval="week")  # a week is twice 3 days and more
+        book.plan("daily", T(2024, 1, 1), interval="day", interval_count=5)  # 5 < 6: none
+        book.plan("annual", T(2024, 1, 1), flat(12000), interval="year")
         book.customer("cus", T(2024, 1, 1))
-        book.subscribe("sub", "cus", "basic", T(2024, 1, 1))
-        book.advance(T(2024, 3, 1))
-        reminders = book.events_of("sub", "RenewalReminderIssued")
-        assert [(e.timestamp, e.renews_at, e.expected_amount) for e in reminders] == [
-            (T(2024, 1, 29), T(2024, 2, 1), 1000),
-            (T(2024, 2, 27), T(2024, 3, 1), 1000),
-        ]
+        for sub, plan in (("m", "basic"), ("w", "weekly"), ("d", "daily"), ("y", "annual")):
+            book.subscribe(sub, "cus", plan, T(2024, 1, 1))
+        book.advance(T(2024, 1, 15))
+        reminded = {
+            sub: [(e.timestamp, e.renews_at) for e in book.events_of(sub, "RenewalReminderIssued")]
+            for sub in ("m", "w", "d")
+        }
+        assert reminded == {
+            "m": [],  # not yet: 3 days before Feb 1
+            "w": [(T(2024, 1, 5), T(2024, 1, 8)), (T(2024, 1, 12), T(2024, 1, 15))],
+            "d": [],  # never
+        }
+        book.advance(T(2025, 1, 1))
+        (monthly, *_) = book.events_of("m", "RenewalReminderIssued")
+        assert (monthly.timestamp, monthly.renews_at) == (T(2024, 1, 29), T(2024, 2, 1))
+        assert book.events_of("d", "RenewalReminderIssued") == []
+        yearly = book.events_of("y", "RenewalReminderIssued")
+        assert [(e.timestamp, e.renews_at) for e in yearly] == [(T(2024, 12, 22), T(2025, 1, 1))]
     finally:
         book.close()

@@ -32,7 +32,8 @@ def test_declined_card_is_retried_1_3_5_7_days_after_the_first_failure_then_chur
 ) -> None:
     first = T(2024, 1, 10, 8, 30)
     outcome = usd.subscribe("sub", "declined", "basic", first)
-    assert outcome["status"] == "past_due"
+    # the command records the charge's request; the card is charged right after its commit
+    assert (outcome["status"], outcome["duplicate"]) == ("active", False)
     sub = usd.subscription("sub")
     assert (sub["status"], sub["mrr"], sub["open_invoices"]) == ("past_due", 1000, ["INV-000001"])
     assert sub["next_retry_at"] == "2024-01-11T08:30:00Z"
@@ -98,7 +99,14 @@ def test_new_token_during_dunning_makes_the_next_retry_succeed(usd: Book) -> Non
     outcome = usd.advance(T(2024, 1, 4))
 
     assert outcome["retries"] == 1
-    assert usd.event_types("sub")[-3:] == ["PaymentFailed", "PaymentFailed", "PaymentSucceeded"]
+    assert usd.event_types("sub")[-6:] == [  # each charge asked for, then its outcome
+        "ChargeRequested",
+        "PaymentFailed",
+        "ChargeRequested",
+        "PaymentFailed",
+        "ChargeRequested",
+        "PaymentSucceeded",
+    ]
     paid = usd.events_of("sub", "PaymentSucceeded")[-1]
     assert (paid.timestamp, paid.attempt, paid.amount, paid.status) == (
         T(2024, 1, 4),

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.cards import luhn_valid
 from domain.errors import CardNumberRefused
+from domain.identity import in_letters
+from domain.notifications.messages import message_id
 from domain.pci import (
     find_card_number,
     mask_card_numbers,
@@ -16,6 +20,7 @@ from domain.pci import (
     refuse_card_numbers,
     safe_repr,
 )
+from domain.webhooks.delivery import delivery_id_for
 
 CARD = "4242424242424242"
 
@@ -158,3 +163,29 @@ def test_mask_value_walks_messages_and_spares_exempt_ids() -> None:
 def test_safe_repr_never_echoes_a_card_number() -> None:
     assert safe_repr("2025-01-01") == "'2025-01-01'"
     assert "4242" not in safe_repr(f"{CARD}T00:00")
+
+
+@given(st.uuids(), st.text(max_size=40), st.sampled_from(["email", "in_app", "webhook"]))
+def test_ids_the_ledger_makes_are_never_refused_as_card_numbers(
+    key: uuid.UUID, event: str, channel: str
+) -> None:
+    """Every command refuses a field holding a card number, so an id the ledger makes itself
+    (a message, a webhook endpoint or delivery, a dispatcher's name) must never look like
+    one: hex and base-32 digits can line up into a Luhn-valid run (CI once refused a `we_`
+    endpoint id); letters never do."""
+    made = [
+        in_letters("we_", key, 16),
+        in_letters(f"notifier-{2**22}-", key, 6),
+        delivery_id_for(event, in_letters("we_", key, 16)),
+        message_id(event or str(key), channel, "receipt"),
+    ]
+    for made_id in made:
+        assert not find_card_number(made_id), made_id
+    assert len(set(made)) == len(made)
+
+
+def test_a_hex_id_with_a_card_number_in_it_is_what_letters_avoid() -> None:
+    """The failure the letters avoid, for real: a UUID whose hex holds a Luhn-valid run."""
+    key = uuid.UUID("4242424242424242" + "abcdefabcdefabcd")
+    assert find_card_number(key.hex)
+    assert not find_card_number(in_letters("we_", key))

@@ -362,6 +362,5 @@ def test_catching_up_twice_applies_nothing_the_second_time(small_book: Book) -> 
     small_book.rt.catch_up()
     assert small_book.rt.catch_up() == 0
     assert small_book.rt.feeder.positions() == {
-        "billing": small_book.head(),
-        "metrics": small_book.head(),
+        p.name: small_book.head() for p in small_book.rt.projections
     }

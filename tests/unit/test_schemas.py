@@ -94,6 +94,13 @@ VALID: dict[str, Any] = {
     "apply_to": "new",
     "anchor_day": 7,
     "implied": [],
+    "channel": "email",  # a message's, or a support note's
+    "template": "welcome",
+    "result": "sent",
+    "lease_seconds": 60,
+    "url": "https://crm.example.com/hooks",  # webhooks
+    "event_types": [],
+    "source_event": "Customer.Registered",
 }
 
 

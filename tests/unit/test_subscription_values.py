@@ -10,7 +10,7 @@ from ledger_support import Book, T
 
 from domain.identity import subscription_uuid
 from domain.subscription import LIVE, PAYING, Due, DueKind, OpenInvoice, Status, Subscription
-from domain.subscription.schedule import next_due
+from domain.subscription.schedule import ReminderLeads, next_due
 
 T0 = T(2025, 1, 1)
 
@@ -62,7 +62,7 @@ def test_a_declined_subscription_is_due_a_retry_of_its_invoice(book: Book) -> No
     sub = book.ledger.get(Subscription, subscription_uuid("sub"))
     assert sub is not None and sub.status is Status.PAST_DUE
     assert sub.open_invoices == {"INV-000001": OpenInvoice(1000, 1, T0, T0 + timedelta(days=1))}
-    assert next_due(sub, reminder_days=7, remind_all=False) == Due(
+    assert next_due(sub, ReminderLeads()) == Due(
         T0 + timedelta(days=1), DueKind.RETRY, "INV-000001"
     )
     (failed,) = book.events_of("sub", "PaymentFailed")

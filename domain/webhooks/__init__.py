@@ -1,0 +1,1 @@
+"""Webhooks: endpoints, deliveries and the rules of what is sent, when."""
