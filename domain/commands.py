@@ -104,15 +104,23 @@ class UpdateCustomer(Command):
     email: str | None = None
     payment_token: str | None = None
     country: str | None = None
+    preferences: dict[str, str] | None = None  # set these keys; the others stay as they are
 
     def check(self) -> None:
         from domain.customer import check_profile
 
         lim.check_id(self.customer_id, "customer_id")
-        if all(v is None for v in (self.name, self.email, self.payment_token, self.country)):
-            raise InvalidInput("nothing to update: give a name, email, payment token or country")
+        fields = (self.name, self.email, self.payment_token, self.country, self.preferences)
+        if all(v is None or v == {} for v in fields):
+            raise InvalidInput(
+                "nothing to update: give a name, email, payment token, country or preference"
+            )
         check_profile(
-            name=self.name, email=self.email, country=self.country, payment_token=self.payment_token
+            name=self.name,
+            email=self.email,
+            country=self.country,
+            payment_token=self.payment_token,
+            preferences=self.preferences,
         )
 
 

@@ -78,7 +78,11 @@ FIELDS: dict[str, str] = {
     "email": "Email address, for invoices and notices (stored encrypted per customer).",
     "payment_token": "Gateway token for the payment method (e.g. 'tok_visa'); never a card "
     "number: card numbers are refused.",
-    "preferences": "Free-form notification preferences (e.g. {'email': 'on'}).",
+    "preferences": (
+        "Notification preferences, KEY=VALUE (notify.email, notify.webhook, notify.in_app,"
+        " notify.reminders: on|off; on by default); UpdateCustomer sets the keys given and"
+        " keeps the others."
+    ),
     "personal": "The customer's personal data (name, email, payment token, preferences) as "
     "hex ciphertext under the customer's own key; unreadable once the customer is erased.",
     # coupons and tax

@@ -33,10 +33,7 @@ def customer_register(
     ctx, customer_id, name, email, country, payment_token, preferences, at_, command_id, actor, fmt
 ):
     """Register a customer (personal data is stored encrypted with their own key)."""
-    bad = [p for p in preferences if "=" not in p]
-    if bad:
-        raise InvalidInput("--preference takes KEY=VALUE (e.g. --preference notify.email=off)")
-    prefs = dict(p.split("=", 1) for p in preferences)
+    prefs = parse_preferences(preferences)
     issue(
         ctx,
         c.RegisterCustomer,
@@ -59,13 +56,19 @@ def customer_register(
 @click.option("--email")
 @click.option("--country")
 @click.option("--payment-token")
+@click.option(
+    "--preference",
+    "preferences",
+    multiple=True,
+    help="KEY=VALUE, repeatable: sets these keys, keeps the others (e.g. notify.email=off).",
+)
 @command_options
 @format_option
 @click.pass_context
 def customer_update(
-    ctx, customer_id, name, email, country, payment_token, at_, command_id, actor, fmt
+    ctx, customer_id, name, email, country, payment_token, preferences, at_, command_id, actor, fmt
 ):
-    """Change a customer's contact details or payment token."""
+    """Change a customer's contact details, payment token or preferences."""
     issue(
         ctx,
         c.UpdateCustomer,
@@ -78,7 +81,14 @@ def customer_update(
         email=email,
         country=country.upper() if country else None,
         payment_token=payment_token,
+        preferences=parse_preferences(preferences) or None,
     )
+
+
+def parse_preferences(preferences: tuple[str, ...]) -> dict[str, str]:
+    if any("=" not in p for p in preferences):
+        raise InvalidInput("--preference takes KEY=VALUE (e.g. --preference notify.email=off)")
+    return dict(p.split("=", 1) for p in preferences)
 
 
 @customer.command("erase")

@@ -16,7 +16,7 @@ from ledger_support import Book, T, flat
 from adapters.smtp import DeliveryError
 from bootstrap import Config, Runtime, notifier
 from domain import commands as c
-from domain.errors import CardNumberRefused, CustomerErased
+from domain.errors import CardNumberRefused, CustomerErased, InvalidInput
 from domain.identity import customer_uuid
 from domain.notifications import AlreadyDelivered, DeliveryInFlight, delivery_uuid
 
@@ -217,6 +217,43 @@ def test_preferences_are_honoured_but_receipts_always_go_by_email(book: Book) ->
     assert status[("renewal_reminder", "email")] == "skipped"
     assert status[("renewal_reminder", "webhook")] == "skipped"
     assert status[("receipt", "webhook")] == "handed_off"
+
+
+def test_preferences_changed_later_apply_from_then_on_and_keep_the_others(book: Book) -> None:
+    """`customer update --preference`: the keys given change, the others stay; what is sent
+    after the change follows it, a receipt still goes by email."""
+    mailbox, clock = Mailbox(), Clock()
+    book.run(
+        c.RegisterCustomer,
+        T(2025, 1, 1),
+        customer_id="later",
+        name="L",
+        email="l@example.com",
+        payment_token="tok_visa",
+        preferences={"notify.in_app": "off"},
+    )
+    book.subscribe("sub", "later", "basic", T(2025, 1, 2))
+    _make(book, mailbox, clock).deliver()
+    assert [e.subject for e in mailbox.sent] == [
+        "Welcome, L",
+        "Receipt for invoice INV-000001: 10.00 USD paid",
+    ]
+    book.run(
+        c.UpdateCustomer,
+        T(2025, 1, 3),
+        customer_id="later",
+        preferences={"notify.email": "off"},
+    )
+    book.advance(T(2025, 2, 2))  # the reminder (Jan 26), then the renewal and its receipt
+    _make(book, mailbox, clock).deliver()
+    assert [e.subject for e in mailbox.sent[2:]] == [
+        "Receipt for invoice INV-000002: 10.00 USD paid"
+    ]
+    status = {(r["template"], r["channel"]): r["status"] for r in rows(book)}
+    assert status[("renewal_reminder", "email")] == "skipped"  # turned off on Jan 3
+    assert status[("renewal_reminder", "in_app")] == "skipped"  # still off from the start
+    with pytest.raises(InvalidInput):
+        book.run(c.UpdateCustomer, T(2025, 2, 3), customer_id="later", preferences={})
 
 
 def test_an_erased_customer_gets_nothing_more(book: Book) -> None:

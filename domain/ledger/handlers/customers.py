@@ -49,6 +49,10 @@ def update_customer(ledger: Ledger, cmd: c.UpdateCustomer, uow: UnitOfWork) -> d
     for key in ("name", "email", "payment_token"):
         if getattr(cmd, key) is not None:
             data[key] = getattr(cmd, key)
+    if cmd.preferences is not None:
+        data["preferences"] = {**(data.get("preferences") or {}), **cmd.preferences}
+        check_profile(name=None, email=None, country=None, payment_token=None,
+                      preferences=data["preferences"])  # fmt: skip
     uow.personal[str(customer.id)] = data
     customer.update(
         country=cmd.country or customer.country,
