@@ -26,6 +26,7 @@ from consumers.schedule import FedSchedule, LocalSchedule
 from domain.dunning import DunningSchedule
 from domain.ledger import Ledger, LedgerSettings
 from domain.notifications import DeliveryPolicy
+from domain.policy import Policy
 from domain.ports import KeyStore, PaymentGateway
 from domain.subscription.schedule import ReminderLeads
 from domain.vault import Vault
@@ -84,6 +85,7 @@ class Config:
     webhook_retry_delay: int = 60  # seconds before the first retry (x5 each time, <=12 h)
     webhook_secrets_key: str | None = None  # the secrets' own key; unset: generated, stored
     webhook_budget_s: float = 10.0  # delivery at the end of a CLI command stops after this
+    policy: Path | None = None  # the access policy file (TOML); unset: everything allowed
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:
@@ -121,6 +123,7 @@ class Config:
             "webhook_retry_delay": int(env.get("SUBLEDGER_WEBHOOK_RETRY_DELAY", "60")),
             "webhook_secrets_key": env.get("SUBLEDGER_WEBHOOK_SECRETS_KEY") or None,
             "webhook_budget_s": float(env.get("SUBLEDGER_WEBHOOK_BUDGET", "10")),
+            "policy": Path(env["SUBLEDGER_POLICY"]) if env.get("SUBLEDGER_POLICY") else None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
@@ -181,6 +184,15 @@ class Config:
         return f"sqlite:///{self.data_dir / 'read.sqlite'}"
 
 
+def access_policy(config: Config) -> Policy | None:
+    """The access policy SUBLEDGER_POLICY names (PolicyError if unusable); None: no policy."""
+    if config.policy is None:
+        return None
+    from adapters.policy_file import load
+
+    return load(config.policy)
+
+
 def setup_lock(config: Config) -> AbstractContextManager[None]:
     """One process at a time creates tables (PostgreSQL's advisory lock; nothing embedded)."""
     return postgres.setup_lock(config.event_store)
@@ -235,8 +247,16 @@ def notifier(runtime: Runtime, **options: Any) -> Dispatcher:
 class Runtime:
     """A ledger with its adapters, its read-model database and the in-process feeder."""
 
-    def __init__(self, config: Config, *, now: Callable[[], datetime] = wall_clock) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        now: Callable[[], datetime] = wall_clock,
+        policy: Policy | None = None,
+    ) -> None:
         self.clock = now
+        # loaded once: `serve` hands its workers the one it read; a bad file stops here
+        self.policy = policy if policy is not None else access_policy(config)
         with setup_lock(config):
             self._open(config)
 
@@ -254,6 +274,7 @@ class Runtime:
             gateway=payment_gateway(config),
             schedule=self.schedule,
             settings=config.settings(),
+            recorded_clock=wall_clock,
         )
         self.feeder = LogFeeder(self.ledger, self.db, self.projections)
         self.local: LocalSchedule | None = None
@@ -304,12 +325,14 @@ def serve_parts(config: Config) -> Parts:
     """What `serve`'s workers are built from: a Runtime each, the projections, the lock."""
     from consumers.serve import Parts  # Kafka's client loads only for serve
 
+    policy = access_policy(config)  # read once, before any worker starts
     return Parts(
-        runtime=lambda: Runtime(config),
+        runtime=lambda: Runtime(config, policy=policy),
         projections=projections,
         setup_lock=lambda: setup_lock(config),
         now=wall_clock,
         notifier=notifier,  # notifications
+        policy=policy,
     )
 
 

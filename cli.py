@@ -10,6 +10,7 @@ import click
 
 from domain.errors import LedgerError
 from verbs import (
+    audit,
     billing,
     catalog,
     credit,
@@ -46,7 +47,7 @@ def cli(ctx: click.Context, data_dir: str | None) -> None:
 
 
 _TOPICS = (catalog, customers, subscriptions, billing, credit, notifications, webhooks, exports)
-for _topic in (*_TOPICS, report, simulation, pipeline):
+for _topic in (*_TOPICS, report, simulation, pipeline, audit):
     for _verb in _topic.COMMANDS:  # each verbs module lists the commands it defines
         cli.add_command(_verb)
 

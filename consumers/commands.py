@@ -3,7 +3,8 @@
 Each partition's last applied offset is an eventsourcing tracking record named
 `<topic>:<partition>`, written in the same transaction as the events the batch caused, so a
 crash re-reads at most an uncommitted batch and applies nothing twice. Rejections (bytes
-that do not decode, commands that break a rule) go to the rejected topic with the original
+that do not decode, commands that break a rule or that the access policy forbids their
+source, code `forbidden`) go to the rejected topic with the original
 key and value, card numbers masked (`CommandCodec.redact`), before the ledger transaction
 commits: a crash can repeat a rejection, never lose one.
 Offsets are also committed to Kafka afterwards, only so lag shows in the usual tools.
@@ -26,6 +27,7 @@ from consumers import kafka as k
 from domain.books.command_receipt import CommandReceipt
 from domain.identity import receipt_uuid
 from domain.pci import mask_card_numbers, mask_card_numbers_in_bytes
+from domain.policy import Forbidden, Policy
 from schemas import topics as t
 from schemas.codec import CommandCodec, DecodeError, command_key
 
@@ -51,9 +53,11 @@ class CommandWorker:
         poll_ms: int = 500,
         max_records: int = 500,
         client_id: str = "subledger-commands",
+        policy: Policy | None = None,
     ) -> None:
         self.config = config
         self.ledger = ledger
+        self.policy = policy  # None: every source may issue every command
         self.topic = config.commands_topic
         self.codec = CommandCodec()
         self.poll_ms = poll_ms
@@ -108,16 +112,29 @@ class CommandWorker:
             return 0
         good: list[tuple[Any, Any]] = []  # (message, command)
         bad: list[tuple[Any, DecodeError]] = []
+        forbidden: list[tuple[Any, Any, Forbidden]] = []  # recorded nothing: the policy says no
         for message in messages:
             try:
-                good.append((message, self.codec.decode(message.value)))
+                command = self.codec.decode(message.value)
             except DecodeError as exc:
                 bad.append((message, exc))
+                continue
+            try:
+                if self.policy is not None:  # `cli` too: the Avro default opens no door
+                    self.policy.check(command.source, command.command_name)
+            except Forbidden as exc:
+                forbidden.append((message, command, exc))
+                continue
+            good.append((message, command))
         by_command = {id(cmd): msg for msg, cmd in good}
 
         def reject_before_commit(results: list[Any]) -> None:
             for message, exc in bad:
                 self._reject(message, exc.reason, exc.code, exc.command_id, exc.command)
+            for message, command, refusal in forbidden:
+                self._reject(
+                    message, str(refusal), refusal.code, command.command_id, command.command_name
+                )
             for result in results:
                 if result.error is not None:
                     error = result.error
@@ -147,9 +164,9 @@ class CommandWorker:
             messages[0].offset,
             end,
             sum(1 for r in results if r.error is None),
-            len(bad) + sum(1 for r in results if r.error is not None),
+            len(bad) + len(forbidden) + sum(1 for r in results if r.error is not None),
         )
-        self.rejected += len(bad) + sum(1 for r in results if r.error is not None)
+        self.rejected += len(bad) + len(forbidden) + sum(1 for r in results if r.error is not None)
         self.applied += sum(1 for r in results if r.error is None)
         try:
             self.consumer.commit({tp: OffsetAndMetadata(end + 1, "", -1)})

@@ -32,6 +32,7 @@ from consumers.commands import CommandWorker
 from consumers.projector import VERSIONS_DDL, ProjectionWorker
 from consumers.relay import Relay
 from domain.commands import AdvanceClock
+from domain.policy import Policy
 from projections.base import Projection
 from schemas.codec import CommandCodec, command_key
 
@@ -46,6 +47,31 @@ WORKERS = (
     "notifications",  # the outbox's dispatcher (consumers/notify.py)
     "webhooks",  # webhook deliveries after commit (consumers/webhooks.py)
 )
+
+
+# What our own workers publish onto the commands topic: (source, commands) they need allowed
+OWN_COMMANDS = {
+    "scheduler": ("scheduler", ("AdvanceClock",)),
+    "payments": ("payments", ("RecordChargeOutcome", "RecordRefundOutcome")),
+}
+
+
+def check_policy(policy: Policy | None, workers: Sequence[str], clock: str) -> str:
+    """The first log line; ValueError if the policy forbids what our own workers publish."""
+    if policy is None:
+        return "no access policy (SUBLEDGER_POLICY unset): every source may issue every command"
+    for worker, (source, commands) in OWN_COMMANDS.items():
+        if worker not in workers or (worker == "scheduler" and clock != "wall"):
+            continue
+        refused = [name for name in commands if not policy.allows(source, name)]
+        if refused:
+            listed = ", ".join(f'"{name}"' for name in refused)
+            raise ValueError(
+                f"policy {policy.origin} does not let the {worker} worker's source '{source}'"
+                f" issue {', '.join(refused)}: add [sources.{source}] commands = [{listed}]"
+                f" (or leave {worker} out of --workers)"
+            )
+    return policy.describe()
 
 
 def check_gateway(config: Any, workers: Sequence[str]) -> None:
@@ -70,6 +96,7 @@ class Parts:
     setup_lock: Callable[[], AbstractContextManager[Any]]  # one process creates tables
     now: Callable[[], datetime]  # the wall clock, for the scheduler
     notifier: Callable[[Any], Any] | None = None  # runtime -> its notifications Dispatcher
+    policy: Policy | None = None  # the access policy, read once; None: everything allowed
 
 
 def clock_command_id(at: datetime) -> str:
@@ -124,7 +151,7 @@ def _guard(
 def _commands(config: Any, parts: Parts) -> Body:
     def body(stop: threading.Event) -> None:
         with parts.runtime() as runtime:  # in Kafka mode, with its own due-work index
-            CommandWorker(config, runtime.ledger).run(stop)
+            CommandWorker(config, runtime.ledger, policy=parts.policy).run(stop)
 
     return body
 
@@ -169,6 +196,7 @@ def serve(
     if config.embedded or not config.kafka_bootstrap:
         raise RuntimeError("serve needs SUBLEDGER_EVENT_STORE and SUBLEDGER_KAFKA_BOOTSTRAP")
     check_gateway(config, workers)  # before anything is created
+    log.info("%s", check_policy(parts.policy, workers, clock))  # the first line: who may do what
     stop = stop or threading.Event()
     if install_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):

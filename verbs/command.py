@@ -9,6 +9,8 @@ from typing import Any
 import click
 
 from domain import commands as c
+from domain.limits import quote
+from domain.policy import Forbidden
 from schemas import topics
 from verbs.app import App, parse_time
 from verbs.errors import Failure
@@ -37,6 +39,7 @@ def issue(
     )
     if at is None:  # now, filled in for the caller: an honest retry is the same request
         command = command.implying("at")
+    authorize(app, command)
     if ctx.meta.get("subledger.publish"):
         return publish(
             app,
@@ -49,6 +52,26 @@ def issue(
     # recorded: rendering can no longer make it a failure
     show_outcome(outcome, fmt, debug=app.config.debug)
     return outcome
+
+
+def authorize(app: App, command: c.Command) -> None:
+    """With an access policy, the CLI (source `cli`) issues only what it allows: a refusal is
+    one line and records nothing (domain.policy.Forbidden)."""
+    policy = app.runtime.policy
+    if policy is not None:
+        policy.check(command.source, command.command_name)
+
+
+def require_personal_data(app: App, what: str) -> None:
+    """With an access policy, only the actors under `[personal_data] actors` read personal
+    data; anyone else is refused before anything is read (README, "Access control")."""
+    policy = app.runtime.policy
+    actor = app.config.actor
+    if policy is not None and not policy.may_read_personal_data(actor):
+        raise Forbidden(
+            f"{what} shows personal data, which actor {quote(actor)} may not read"
+            f" (policy {policy.origin}, [personal_data] actors)"
+        )
 
 
 def with_customer_key(app: App, command: c.Command) -> c.Command:

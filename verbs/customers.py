@@ -7,7 +7,7 @@ import click
 from domain import commands as c
 from domain.errors import InvalidInput
 from verbs.app import App
-from verbs.command import issue
+from verbs.command import issue, require_personal_data
 from verbs.options import command_options, format_option
 from verbs.render import show
 
@@ -103,17 +103,27 @@ def customer_erase(ctx, customer_id, at_, command_id, actor, fmt):
 
 @customer.command("show")
 @click.argument("customer_id")
+@click.option("--as-of", "as_of", help="As they stood at this effective time (from the store).")
 @format_option
 @click.pass_obj
-def customer_show(app: App, customer_id: str, fmt: str) -> None:
-    """A customer's profile (decrypted), subscriptions and balance."""
+def customer_show(app: App, customer_id: str, as_of: str | None, fmt: str) -> None:
+    """A customer's profile (decrypted), subscriptions and balance (now, or --as-of a time)."""
+    require_personal_data(app, "customer show")
     from projections import reports
+    from verbs.app import parse_time
 
-    profile = app.runtime.ledger.customer_profile(customer_id)
-    profile["balance"] = reports.balance(app.runtime.db, customer_id)
-    profile["subscriptions"] = [
+    at = parse_time(as_of, "--as-of")
+    subs = [
         s["subscription_id"] for s in reports.subscriptions(app.runtime.db, customer=customer_id)
     ]
+    if at is not None:
+        from projections.as_of import customer_at
+
+        show(customer_at(app.runtime.ledger, customer_id, sorted(subs), at), fmt)
+        return
+    profile = app.runtime.ledger.customer_profile(customer_id)
+    profile["balance"] = reports.balance(app.runtime.db, customer_id)
+    profile["subscriptions"] = subs
     show(profile, fmt)
 
 
@@ -151,10 +161,39 @@ def customer_note(ctx, customer_id, channel, text, at_, command_id, actor, fmt):
 def customer_timeline(app: App, customer_id: str, fmt: str) -> None:
     """Everything about a customer in time order: events, invoices, payments, credit notes,
     notifications with their delivery status, and support notes."""
+    require_personal_data(app, "customer timeline")
     from verbs.timeline import TIMELINE_COLUMNS, timeline
 
     rows = timeline(app, customer_id)
     show(rows, fmt, title=f"customer {customer_id}", columns=TIMELINE_COLUMNS)
+
+
+@customer.command("export")
+@click.argument("customer_id")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the JSON to this file (readable by its owner only) instead of stdout.",
+)
+@click.pass_obj
+def customer_export(app: App, customer_id: str, output: str | None) -> None:
+    """Everything held about a customer, as JSON, for a subject-access request: the
+    decrypted profile and support notes, subscriptions, invoices, payments, credit,
+    notifications and the event history. Erased: what remains, no personal data."""
+    require_personal_data(app, "customer export")
+    from verbs.audit import subject_access
+    from verbs.render import to_json
+
+    text = to_json(subject_access(app, customer_id)) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    import os
+
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    click.echo(f"customer {customer_id}: exported to {output}")
 
 
 COMMANDS: list[click.Command] = [customer]

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from verbs.app import App, parse_time
+from verbs.command import require_personal_data
 from verbs.render import escape, to_json
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -60,6 +61,8 @@ def export(app: App, kind: str, fmt: str, since: str | None) -> None:
     """Export every customer, subscription, invoice, payment or credit note (README: columns)."""
     from projections import exports
 
+    if kind == "customers":  # names and emails; the other kinds hold none
+        require_personal_data(app, "export customers")
     since_at = parse_time(since, "--since")
     db = app.runtime.db
     rows = exports.export(db, kind, since_at, lambda cid: _person(app, cid))

@@ -14,6 +14,7 @@ from domain.errors import NotFound
 from domain.notifications.delivery import STATUSES
 from domain.notifications.messages import CHANNELS, IN_APP
 from verbs.app import App, parse_time
+from verbs.command import authorize, require_personal_data
 from verbs.errors import Failure
 from verbs.options import format_option
 from verbs.render import show
@@ -94,6 +95,7 @@ def notifications_list(
     app: App, customer: str | None, status: str | None, channel: str, fmt: str
 ) -> None:
     """Messages, oldest first, with their delivery status (the in-app inbox: --channel in_app)."""
+    require_personal_data(app, "notifications list")  # subjects, errors: names and addresses
     rows, reader = [], Reader(app)
     for row in outbox(app, customer, status, None if channel == "all" else channel):
         try:
@@ -111,6 +113,7 @@ def notifications_list(
 @click.pass_obj
 def notifications_read(app: App, message_id: str, at_: str | None, fmt: str) -> None:
     """Show one message as its customer sees it; an in-app message is then marked read."""
+    require_personal_data(app, "notifications read")
     at = parse_time(at_, "--at", bounded=True)
     rows = outbox(app, message=message_id)
     if not rows:
@@ -126,7 +129,9 @@ def notifications_read(app: App, message_id: str, at_: str | None, fmt: str) -> 
             message_id=message_id,
             customer_id=row["customer_id"],
         )
-        app.run(command if at else command.implying("at"))
+        command = command if at else command.implying("at")
+        authorize(app, command)  # the CLI is the source `cli`
+        app.run(command)
         row = outbox(app, message=message_id)[0]
     shown = {k: row.get(k) for k in NOTIFICATION_COLUMNS if k != "subject"}
     shown.update(subject=subject, body=body, context=json.loads(row["context"] or "{}"))

@@ -86,17 +86,21 @@ CREDIT_MOVEMENT_COLUMNS = (  # `credit` is the balance after the movement
     "reason",
     "reference",
 )
-HISTORY_COLUMNS = (
+HISTORY_COLUMNS = (  # `at` is the effective time; `recorded_at` empty before it existed
+    "at",
+    "recorded_at",
+    "aggregate",
+    "subscription_id",
     "version",
     "event",
-    "at",
     "status",
     "currency",
     "mrr",
     "actor",
+    "source",
     "command",
     "command_id",
-    "source",
+    "correlation_id",
 )
 MRR_COLUMNS = ("currency", "mrr", "arr", "paying_customers", "arpu", "active_subscriptions")
 _KINDS = ("new", "expansion", "contraction", "churn", "reactivation")

@@ -80,8 +80,11 @@ class Ledger(Application[UUID]):
         schedule: Schedule | None = None,
         settings: LedgerSettings | None = None,
         after_commit: AfterCommit | None = None,
+        recorded_clock: Callable[[], datetime] | None = None,
     ) -> None:
         super().__init__(env)
+        # the wall clock (bootstrap's), for each event's `recorded_at`; never an effective time
+        self.recorded_clock = recorded_clock
         self.vault = vault
         self.gateway = gateway  # the in-process payments worker's (embedded)
         self.schedule = schedule
@@ -244,6 +247,10 @@ class Ledger(Application[UUID]):
         events = uow.events()
         if not events and tracking is None:
             return
+        if self.recorded_clock is not None:  # when it was written down, beside when it took effect
+            stamp = iso(self.recorded_clock())
+            for event in events:
+                object.__setattr__(event, "meta", {**event.meta, "recorded_at": stamp})
         processing = ProcessingEvent[UUID](tracking=tracking)
         processing.collect_events(*events)
         self._record(processing)
