@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urlencode, urlparse
 
 from adapters import postgres
 from adapters.clock import now as wall_clock
@@ -60,6 +60,11 @@ class Config:
     event_store: str | None = None
     read_db: str | None = None
     kafka_bootstrap: str | None = None
+    kafka_security_protocol: str = "PLAINTEXT"  # SSL | SASL_PLAINTEXT | SASL_SSL
+    kafka_sasl_mechanism: str | None = None  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = field(default=None, repr=False)
+    kafka_ssl_cafile: str | None = None  # the CA that signed the brokers' certificates
     commands_topic: str = "subledger.commands"
     events_topic: str = "subledger.events"
     rejected_topic: str = "subledger.commands.rejected"
@@ -95,6 +100,11 @@ class Config:
             "event_store": env.get("SUBLEDGER_EVENT_STORE") or None,
             "read_db": env.get("SUBLEDGER_READ_DB") or None,
             "kafka_bootstrap": env.get("SUBLEDGER_KAFKA_BOOTSTRAP") or None,
+            "kafka_security_protocol": env.get("SUBLEDGER_KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT",
+            "kafka_sasl_mechanism": env.get("SUBLEDGER_KAFKA_SASL_MECHANISM") or None,
+            "kafka_sasl_username": env.get("SUBLEDGER_KAFKA_SASL_USERNAME") or None,
+            "kafka_sasl_password": env.get("SUBLEDGER_KAFKA_SASL_PASSWORD") or None,
+            "kafka_ssl_cafile": env.get("SUBLEDGER_KAFKA_SSL_CAFILE") or None,
             "commands_topic": env.get("SUBLEDGER_COMMANDS_TOPIC", "subledger.commands"),
             "events_topic": env.get("SUBLEDGER_EVENTS_TOPIC", "subledger.events"),
             "rejected_topic": env.get("SUBLEDGER_REJECTED_TOPIC", "subledger.commands.rejected"),
@@ -159,6 +169,7 @@ class Config:
                 PERSISTENCE_MODULE="eventsourcing.sqlite",
                 SQLITE_DBNAME=str(self.data_dir / "events.sqlite"),
                 SQLITE_LOCK_TIMEOUT="30",
+                PROCESS_RECORDER_TOPIC="adapters.chain_recorder:SQLiteChainRecorder",
             )
             return env
         url = urlparse(self.event_store)
@@ -166,15 +177,24 @@ class Config:
             raise ValueError(
                 f"SUBLEDGER_EVENT_STORE must be a postgresql:// URL, not '{url.scheme}://'"
             )
+        # eventsourcing's own factory passes on five fields: ours hands libpq the rest too
+        params = postgres.url_parameters(self.event_store, "SUBLEDGER_EVENT_STORE")
         env.update(
-            PERSISTENCE_MODULE="eventsourcing.postgres",
+            PERSISTENCE_MODULE=postgres.event_store_factory()
+            if params
+            else "eventsourcing.postgres",
             POSTGRES_DBNAME=url.path.lstrip("/"),
             POSTGRES_HOST=url.hostname or "127.0.0.1",
             POSTGRES_PORT=str(url.port or 5432),
             POSTGRES_USER=unquote(url.username or ""),
             POSTGRES_PASSWORD=unquote(url.password or ""),
             CREATE_TABLE="y",
+            PROCESS_RECORDER_TOPIC="adapters.chain_recorder:PostgresChainRecorder",
         )
+        if params:
+            env[postgres.PARAMETERS_KEY] = urlencode(params)
+        if "connect_timeout" in params:  # the pool waits as long as the driver may
+            env["POSTGRES_CONNECT_TIMEOUT"] = params["connect_timeout"]
         return env
 
     def read_db_url(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 SETUP_LOCK = 0x5B1ED5E7  # advisory lock id: "subledger setup"
 RELAY_LOCK = 0x5B1ED6E7  # advisory lock id: "subledger relay"
@@ -19,10 +20,101 @@ RELAY_POSITION_DDL = (
 )
 
 
-def connect(url: str) -> Any:
-    """An autocommit connection: each statement stands alone, locks live with the session."""
+# libpq's connection parameters (PostgreSQL 17 docs, "Parameter Key Words"): what a URL's
+# query may carry. Anything else is a typo that libpq would report in its own words.
+LIBPQ_PARAMETERS = frozenset(
+    {
+        "host",
+        "hostaddr",
+        "port",
+        "dbname",
+        "user",
+        "password",
+        "passfile",
+        "require_auth",
+        "channel_binding",
+        "connect_timeout",
+        "client_encoding",
+        "options",
+        "application_name",
+        "fallback_application_name",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+        "replication",
+        "gssencmode",
+        "sslmode",
+        "requiressl",
+        "sslnegotiation",
+        "sslcompression",
+        "sslcert",
+        "sslkey",
+        "sslpassword",
+        "sslcertmode",
+        "sslrootcert",
+        "sslcrl",
+        "sslcrldir",
+        "sslsni",
+        "requirepeer",
+        "ssl_min_protocol_version",
+        "ssl_max_protocol_version",
+        "krbsrvname",
+        "gsslib",
+        "gssdelegation",
+        "service",
+        "target_session_attrs",
+        "load_balance_hosts",
+    }
+)
+EVENT_STORE_FACTORY = "subledger.postgres:EventStoreFactory"  # PERSISTENCE_MODULE topic
+PARAMETERS_KEY = "SUBLEDGER_LIBPQ_PARAMETERS"  # the URL's query, in eventsourcing's env
+_factory: type | None = None
+
+
+def url_parameters(url: str, setting: str) -> dict[str, str]:
+    """The URL's query parameters (sslmode, sslrootcert, ...), all of which libpq must get;
+    ValueError naming `setting` for one libpq does not know."""
+    params = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    unknown = sorted(set(params) - LIBPQ_PARAMETERS)
+    if unknown:
+        raise ValueError(
+            f"{setting} has a parameter PostgreSQL does not know: '{unknown[0]}'; use libpq's"
+            " connection parameters (sslmode, sslrootcert, connect_timeout, ...)"
+        )
+    return params
+
+
+def event_store_factory() -> str:
+    """The PERSISTENCE_MODULE topic of eventsourcing's PostgreSQL factory, extended: its
+    datastore takes only host, port, name, user and password, this one hands the driver every
+    other parameter of the URL too (from PARAMETERS_KEY), so `sslmode` is never lost."""
+    global _factory
+    if _factory is None:
+        from eventsourcing.postgres import PostgresFactory
+        from eventsourcing.utils import register_topic
+
+        class EventStoreFactory(PostgresFactory):
+            def __init__(self, env: Any) -> None:
+                super().__init__(env)
+                extra = dict(parse_qsl(self.env.get(PARAMETERS_KEY) or ""))
+                # the pool connects lazily, on first use: from here on with every parameter
+                pool = self.datastore.pool
+                pool.kwargs = {**(pool.kwargs if isinstance(pool.kwargs, dict) else {}), **extra}
+
+        register_topic(EVENT_STORE_FACTORY, EventStoreFactory)
+        _factory = EventStoreFactory
+    return EVENT_STORE_FACTORY
+
+
+def connect(url: str, setting: str = "SUBLEDGER_EVENT_STORE") -> Any:
+    """An autocommit connection: each statement stands alone, locks live with the session.
+
+    The URL goes to libpq whole, so every parameter it carries (sslmode, ...) applies."""
     import psycopg2  # here, so the embedded default never loads it
 
+    url_parameters(url, setting)
     conn = psycopg2.connect(url)
     conn.autocommit = True
     return conn

@@ -7,11 +7,13 @@ later default change cannot weaken the relay's or the rejections' guarantees.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 for _message in ("read_text is deprecated", "open_text is deprecated"):
     warnings.filterwarnings("ignore", message=_message, category=DeprecationWarning)
@@ -23,14 +25,19 @@ from kafka import (  # noqa: E402
     KafkaProducer,
     TopicPartition,
 )
-from kafka.errors import TopicAlreadyExistsError  # noqa: E402
+from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError  # noqa: E402
 
 log = logging.getLogger(__name__)
+_Client = TypeVar("_Client")
 
 # Short enough that a killed worker's partitions move on within seconds, long enough for CI.
 SESSION_TIMEOUT_MS = 10_000
 HEARTBEAT_MS = 2_000
 CLOSE_TIMEOUT_MS = 5_000  # leaving a group we may no longer be in must not hang a worker
+
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 def _bootstrap(config: Any) -> str:
@@ -39,16 +46,99 @@ def _bootstrap(config: Any) -> str:
     return config.kafka_bootstrap
 
 
+def security(config: Any) -> dict[str, Any]:
+    """kafka-python's TLS/SASL keyword arguments for `config`; every client takes them, so no
+    client can talk to a secured cluster in the clear. ValueError (one line) on a bad mix."""
+    protocol = (getattr(config, "kafka_security_protocol", None) or "PLAINTEXT").upper()
+    mechanism = (getattr(config, "kafka_sasl_mechanism", None) or "").upper() or None
+    username = getattr(config, "kafka_sasl_username", None)
+    password = getattr(config, "kafka_sasl_password", None)
+    cafile = getattr(config, "kafka_ssl_cafile", None)
+    if protocol not in SECURITY_PROTOCOLS:
+        raise ValueError(
+            f"SUBLEDGER_KAFKA_SECURITY_PROTOCOL must be one of {', '.join(SECURITY_PROTOCOLS)},"
+            f" not '{protocol}'"
+        )
+    sasl = protocol.startswith("SASL_")
+    if not sasl and (mechanism or username or password):
+        raise ValueError(
+            f"SUBLEDGER_KAFKA_SASL_* settings need SUBLEDGER_KAFKA_SECURITY_PROTOCOL"
+            f" SASL_PLAINTEXT or SASL_SSL, not {protocol}"
+        )
+    if cafile and not protocol.endswith("SSL"):
+        raise ValueError(
+            f"SUBLEDGER_KAFKA_SSL_CAFILE needs SUBLEDGER_KAFKA_SECURITY_PROTOCOL SSL or"
+            f" SASL_SSL, not {protocol}"
+        )
+    if cafile and not Path(cafile).is_file():
+        raise ValueError(f"SUBLEDGER_KAFKA_SSL_CAFILE {cafile} is not a readable file")
+    settings: dict[str, Any] = {"security_protocol": protocol}
+    if cafile:
+        settings["ssl_cafile"] = str(cafile)
+    if sasl:
+        mechanism = mechanism or "PLAIN"
+        if mechanism not in SASL_MECHANISMS:
+            raise ValueError(
+                f"SUBLEDGER_KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)},"
+                f" not '{mechanism}'"
+            )
+        if not username or not password:
+            raise ValueError(
+                f"SUBLEDGER_KAFKA_SECURITY_PROTOCOL {protocol} needs"
+                " SUBLEDGER_KAFKA_SASL_USERNAME and SUBLEDGER_KAFKA_SASL_PASSWORD"
+            )
+        settings.update(
+            sasl_mechanism=mechanism, sasl_plain_username=username, sasl_plain_password=password
+        )
+    return settings
+
+
+class KafkaLoginFailed(RuntimeError):
+    """Kafka answers but does not let this client in (a wrong password, mechanism or TLS)."""
+
+
+def _open(make: Callable[..., _Client], settings: dict[str, Any]) -> _Client:
+    """Build a client; a secured one that cannot log in fails with a clear error after
+    `bootstrap_timeout_ms` (kafka-python retries a refused login until then)."""
+    try:
+        return make(**settings)
+    except KafkaTimeoutError as exc:
+        protocol = settings.get("security_protocol", "PLAINTEXT")
+        where = settings["bootstrap_servers"]
+        if protocol == "PLAINTEXT" or "bootstrap" not in str(exc).lower() or not _answers(where):
+            raise
+        raise KafkaLoginFailed(
+            f"Kafka at {where} answers but refused the {protocol} login: check"
+            " SUBLEDGER_KAFKA_SASL_USERNAME, SUBLEDGER_KAFKA_SASL_PASSWORD and"
+            " SUBLEDGER_KAFKA_SASL_MECHANISM (or SUBLEDGER_KAFKA_SSL_CAFILE)"
+        ) from None
+
+
+def _answers(bootstrap: str) -> bool:
+    """True if the first bootstrap server accepts a TCP connection (it is up, so the
+    failure was the login)."""
+    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=3).close()
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _base(config: Any, client_id: str) -> dict[str, Any]:
+    """What every client shares: where Kafka is, who we are, how we prove it."""
+    return {"bootstrap_servers": _bootstrap(config), "client_id": client_id, **security(config)}
+
+
 def producer(config: Any, client_id: str = "subledger", **overrides: Any) -> KafkaProducer:
     settings: dict[str, Any] = {
-        "bootstrap_servers": _bootstrap(config),
-        "client_id": client_id,
+        **_base(config, client_id),
         "enable_idempotence": True,
         "acks": "all",
         "linger_ms": 5,
     }
     settings.update(overrides)
-    return KafkaProducer(**settings)
+    return _open(KafkaProducer, settings)
 
 
 def consumer(
@@ -56,8 +146,7 @@ def consumer(
 ) -> KafkaConsumer:
     """A consumer that never auto-commits: positions live with the data they produced."""
     settings: dict[str, Any] = {
-        "bootstrap_servers": _bootstrap(config),
-        "client_id": client_id,
+        **_base(config, client_id),
         "group_id": group_id,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
@@ -67,7 +156,7 @@ def consumer(
     if group_id is not None:
         settings.update(session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=HEARTBEAT_MS)
     settings.update(overrides)
-    return KafkaConsumer(**settings)
+    return _open(KafkaConsumer, settings)
 
 
 def wait_for_partitions(client: KafkaConsumer, topic: str, timeout_s: float = 30.0) -> None:
@@ -91,8 +180,8 @@ def end_offsets(config: Any, topic: str, client_id: str) -> dict[TopicPartition,
         client.close()
 
 
-def admin(config: Any) -> KafkaAdminClient:
-    return KafkaAdminClient(bootstrap_servers=_bootstrap(config), client_id="subledger-admin")
+def admin(config: Any, client_id: str = "subledger-admin", **overrides: Any) -> KafkaAdminClient:
+    return _open(KafkaAdminClient, {**_base(config, client_id), **overrides})
 
 
 def ensure_topics(config: Any) -> None:

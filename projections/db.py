@@ -19,8 +19,11 @@ class ReadDB:
         if url.startswith(("postgresql://", "postgres://")):
             import psycopg2
 
+            from adapters.postgres import url_parameters
+
+            url_parameters(url, "SUBLEDGER_READ_DB")  # a typo is named, not passed to libpq
             self.kind = "postgres"
-            self.conn = psycopg2.connect(url)
+            self.conn = psycopg2.connect(url)  # whole: every parameter (sslmode, ...) applies
             self.conn.autocommit = False
         else:
             self.kind = "sqlite"

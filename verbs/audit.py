@@ -19,7 +19,7 @@ KAFKA_ATTEMPTS = 3  # the book moved during a check this many times: give up, sa
 
 @click.group()
 def audit() -> None:
-    """For auditors: check the read models against the event store."""
+    """For auditors: check the read models against the event store, and the store itself."""
 
 
 @audit.command("reconcile")
@@ -103,6 +103,118 @@ def _kafka(app: App, chosen: list[Any], timeout: float) -> Any:
         if report.identical or (recorder.max_notification_id() or 0) == head:
             return report
     return report
+
+
+# ---- tamper evidence: the hash chain beside the events (adapters/chain_recorder.py) --------
+
+
+def _chained_recorder(app: App) -> Any:
+    from adapters.chain_recorder import chained
+
+    recorder = app.runtime.ledger.recorder
+    if not chained(recorder):
+        raise Failure("this event store keeps no hash chain")
+    return recorder
+
+
+def _require_sealed(recorder: Any) -> None:
+    """A store with events but no chain (written before it existed) must be sealed first;
+    an empty one is chained from its first event."""
+    if not recorder.chain_sealed() and recorder.max_notification_id():
+        raise Failure("not sealed: run 'subledger audit seal' to chain this store's events")
+
+
+@audit.command("verify")
+@click.option(
+    "--from",
+    "start",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Check from this log position; the rows before it are taken as chained.",
+)
+@click.option(
+    "--expect-head",
+    "expect",
+    metavar="HASH",
+    help="A checkpoint hash anchored earlier ('audit head'): it must be in the chain.",
+)
+@format_option
+@click.pass_obj
+def audit_verify(app: App, start: int, expect: str | None, fmt: str) -> None:
+    """Recompute the hash chain over every stored event and compare it with the stored one.
+
+    Exits 1 naming the first broken place (log position, aggregate, version) and what is
+    wrong: a hash mismatch (an edited or swapped row), a missing row, an extra row, or the
+    order. See README "Tamper evidence" for the algorithm.
+    """
+    from adapters.chain_recorder import verify_store
+
+    recorder = _chained_recorder(app)
+    _require_sealed(recorder)
+    end = recorder.max_notification_id() or 0
+    if start > max(end, 1):
+        raise Failure(f"--from: the log ends at position {end}; give a position up to it")
+    expect = expect.strip().lower() if expect else None
+    verdict = verify_store(recorder, start, expect)
+    if verdict.finding is not None:
+        raise Failure(f"chain broken at {verdict.finding.line()}")
+    if expect is not None and not verdict.expected_seen:
+        raise Failure(
+            f"--expect-head: no checkpoint from position {start} on has the hash {expect}:"
+            " the chain was rewritten after it was anchored, or the hash is not this store's"
+        )
+    show(
+        {
+            "status": "intact",
+            "from": start,
+            "rows": verdict.rows,
+            "head": verdict.head,
+            "position": verdict.position,
+        },
+        fmt,
+    )
+
+
+@audit.command("head")
+@format_option
+@click.pass_obj
+def audit_head(app: App, fmt: str) -> None:
+    """Print the latest checkpoint: the log hash of the last stored event and its position,
+    to anchor outside the system (a signed timestamp, a ticket)."""
+    from domain.chain import GENESIS
+
+    recorder = _chained_recorder(app)
+    _require_sealed(recorder)
+    head = recorder.chain_head()
+    genesis = (GENESIS.hex(), 0)
+    log_hash, position = (head.log_hash, head.position) if head else genesis
+    show({"head": log_hash, "position": position}, fmt)
+
+
+@audit.command("seal")
+@format_option
+@click.pass_obj
+def audit_seal(app: App, fmt: str) -> None:
+    """Chain a store written before the chain existed, once, from its first event; the
+    events themselves are not rewritten."""
+    from adapters.chain_recorder import AlreadySealed
+    from domain.chain import GENESIS
+
+    recorder = _chained_recorder(app)
+    try:
+        count, last = recorder.seal()
+    except AlreadySealed:
+        raise Failure("this store is sealed already: 'subledger audit verify' checks it") from None
+    show(
+        {
+            "status": "sealed",
+            "rows": count,
+            "head": last.log_hash if last else GENESIS.hex(),
+            "position": last.position if last else 0,
+        },
+        fmt,
+    )
 
 
 # ---- GDPR: everything held about one customer (`customer export`) -------------------------
