@@ -18,7 +18,7 @@ from projections import reports
 
 SUBLEDGER = str(Path(sys.executable).with_name("subledger"))
 AT = datetime(2024, 1, 1, tzinfo=UTC)
-SUBSCRIPTIONS = 300
+SUBSCRIPTIONS = 120  # two years of them: ~20,000 events, killed after 2,000
 
 
 def make_book(data_dir: Path) -> None:
