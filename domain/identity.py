@@ -38,6 +38,7 @@ def receipt_uuid(command_id: str) -> UUID:
 INVOICE_SEQUENCE_ID = _uuid("sequence", "invoices")
 CREDIT_NOTE_SEQUENCE_ID = _uuid("sequence", "credit-notes")
 CLOCK_ID = _uuid("clock", "ledger")
+AUDIT_CHAIN_ID = _uuid("audit", "chain")
 
 
 _HEX_AS_LETTERS = str.maketrans("0123456789", "ghijklmnop")

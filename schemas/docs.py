@@ -132,6 +132,7 @@ FIELDS: dict[str, str] = {
     # bookkeeping
     "first": "First invoice number allocated in this batch (as an integer).",
     "last": "Last invoice number allocated in this batch (as an integer).",
+    "events_before": "How many events the store held before this one (all chained by the seal).",
     "command": "Name of the command applied (e.g. 'Subscribe').",
     "outcome": "What applying the command returned, as a JSON object in a string "
     "(EventCodec decodes it back to a dict).",
@@ -379,6 +380,8 @@ RECORDS: dict[str, str] = {
     "CommandReceipt.Applied": "A command was applied (the idempotency receipt).",
     "LedgerClock.Started": "The ledger clock started at `at`.",
     "LedgerClock.Advanced": "The ledger clock advanced to `at`.",
+    "AuditChain.Sealed": "A store written before the tamper-evidence chain was chained"
+    " (`audit seal`); `events_before` events preceded this one.",
     "Subscription.Subscribed": "A subscription started.",
     "Subscription.TrialConverted": "A trial ended and the first paid period began.",
     "Subscription.Renewed": "A subscription entered a new billing period.",

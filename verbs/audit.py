@@ -197,22 +197,35 @@ def audit_head(app: App, fmt: str) -> None:
 @click.pass_obj
 def audit_seal(app: App, fmt: str) -> None:
     """Chain a store written before the chain existed, once, from its first event; the
-    events themselves are not rewritten."""
+    seal is recorded as an event (AuditChain.Sealed, under the chain too) and the events
+    themselves are not rewritten."""
+    import uuid
+
     from adapters.chain_recorder import AlreadySealed
-    from domain.chain import GENESIS
 
     recorder = _chained_recorder(app)
+    if recorder.chain_sealed():
+        raise Failure("this store is sealed already: 'subledger audit verify' checks it")
+    before = recorder.max_notification_id() or 0
+    if not before:
+        raise Failure("this store has no events: it is chained from its first one")
+    command_id = str(uuid.uuid4())
+    meta = {
+        "command_id": command_id,
+        "command": "audit seal",
+        "correlation_id": command_id,
+        "actor": app.config.actor,
+        "source": "cli",
+    }
+    # an earlier seal cut short recorded its event already: this run finishes it
+    app.runtime.ledger.record_audit_seal(before, app.now(), meta)
     try:
         count, last = recorder.seal()
-    except AlreadySealed:
+    except AlreadySealed:  # another `audit seal` finished first
         raise Failure("this store is sealed already: 'subledger audit verify' checks it") from None
+    assert last is not None  # the seal's own event at least
     show(
-        {
-            "status": "sealed",
-            "rows": count,
-            "head": last.log_hash if last else GENESIS.hex(),
-            "position": last.position if last else 0,
-        },
+        {"status": "sealed", "rows": count, "head": last.log_hash, "position": last.position},
         fmt,
     )
 

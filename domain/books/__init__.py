@@ -1,1 +1,2 @@
-"""The ledger's own books: gapless invoice numbers, command receipts and its clock."""
+"""The ledger's own books: gapless invoice numbers, command receipts, its clock and
+the record of the audit chain's seal."""

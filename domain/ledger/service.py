@@ -31,6 +31,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from domain import commands as c
 from domain.base import iso
+from domain.books.audit_chain import AuditChain
 from domain.books.clock import LedgerClock
 from domain.books.command_receipt import CommandReceipt
 from domain.books.invoice_sequence import InvoiceSequence
@@ -46,6 +47,7 @@ from domain.errors import (
     UnknownSubscription,
 )
 from domain.identity import (
+    AUDIT_CHAIN_ID,
     CLOCK_ID,
     INVOICE_SEQUENCE_ID,
     customer_uuid,
@@ -301,6 +303,15 @@ class Ledger(Application[UUID]):
         if data is None:
             raise CustomerErased(f"customer '{customer.customer_id}' has been erased")
         return data
+
+    def record_audit_seal(self, events_before: int, at: datetime, meta: dict) -> bool:
+        """Record that this store's chain is being sealed; False if recorded already."""
+        uow = UnitOfWork(self.repository)
+        if uow.find(AuditChain, AUDIT_CHAIN_ID) is not None:
+            return False
+        uow.start(AuditChain.seal(id=AUDIT_CHAIN_ID, events_before=events_before, at=at, meta=meta))
+        self.flush(uow)
+        return True
 
     # ---- reads for the CLI and auditors -----------------------------------------------
 

@@ -91,7 +91,12 @@ def test_an_old_store_is_not_sealed_until_audit_seal(tmp_path: Path) -> None:
     sealed = json.loads(run("audit", "seal", "--format", "json").stdout)
     with events(data_dir) as db:
         (count,) = db.execute("SELECT COUNT(*) FROM stored_events").fetchone()
+        last = db.execute("SELECT topic, state FROM stored_events ORDER BY rowid DESC").fetchone()
     assert sealed["status"] == "sealed" and sealed["rows"] == count > 100
+    # the seal is an event of its own, the last one, under the chain it started
+    assert last[0] == "domain.books.audit_chain:AuditChain.Sealed"
+    assert json.loads(last[1])["events_before"] == count - 1
+    assert sealed["position"] == count
     verdict = json.loads(run("audit", "verify", "--format", "json").stdout)
     assert (verdict["status"], verdict["rows"], verdict["head"]) == (
         "intact",

@@ -417,6 +417,8 @@ def run_scenario() -> list[EventRecord]:
                 )
             ]
         )
+    seal = {"command_id": "seal", "command": "audit seal", "actor": "auditor", "source": "cli"}
+    app.record_audit_seal(len(script), T0 + 366 * DAY, seal)
     notifications = app.recorder.select_notifications(start=1, limit=100_000)
     return [to_record(app.mapper.to_domain_event(n), position=n.id) for n in notifications]
 
