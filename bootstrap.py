@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlencode, urlparse
 
 from adapters import postgres
 from adapters.clock import now as wall_clock
-from adapters.keystores import PostgresKeyStore, SQLiteKeyStore
+from adapters.keystores import PostgresKeyStore, SQLiteKeyStore, default_key_store_url
 from consumers.embedded import LogFeeder
 from consumers.payments import InProcessPayments
 from consumers.schedule import FedSchedule, LocalSchedule
@@ -59,6 +59,7 @@ class Config:
     data_dir: Path = Path(".subledger")
     event_store: str | None = None
     read_db: str | None = None
+    key_store: str | None = None  # PostgreSQL: the customer keys' own database
     kafka_bootstrap: str | None = None
     kafka_security_protocol: str = "PLAINTEXT"  # SSL | SASL_PLAINTEXT | SASL_SSL
     kafka_sasl_mechanism: str | None = None  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
@@ -99,6 +100,7 @@ class Config:
             "data_dir": Path(env.get("SUBLEDGER_DATA_DIR", ".subledger")),
             "event_store": env.get("SUBLEDGER_EVENT_STORE") or None,
             "read_db": env.get("SUBLEDGER_READ_DB") or None,
+            "key_store": env.get("SUBLEDGER_KEY_STORE") or None,
             "kafka_bootstrap": env.get("SUBLEDGER_KAFKA_BOOTSTRAP") or None,
             "kafka_security_protocol": env.get("SUBLEDGER_KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT",
             "kafka_sasl_mechanism": env.get("SUBLEDGER_KAFKA_SASL_MECHANISM") or None,
@@ -219,11 +221,13 @@ def setup_lock(config: Config) -> AbstractContextManager[None]:
 
 
 def key_store(config: Config) -> KeyStore:
-    """Customer keys beside the event store: a SQLite file embedded, a table in PostgreSQL."""
+    """Customer keys apart from the events: a SQLite file embedded, a database of their own
+    beside a PostgreSQL event store (SUBLEDGER_KEY_STORE; default <event store>_keys)."""
     if config.event_store is None:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         return SQLiteKeyStore(str(config.data_dir / "keys.sqlite"))
-    return PostgresKeyStore(config.event_store)
+    url = config.key_store or default_key_store_url(config.event_store)
+    return PostgresKeyStore(url, event_store=config.event_store)
 
 
 def payment_gateway(config: Config) -> PaymentGateway:

@@ -53,6 +53,12 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:24].translate(_LETTERS)
 
 
+def _token_hash(token: str) -> str:
+    """What the sandbox keeps of a payment token: enough to tell a reused idempotency key
+    from a retry, nothing that reads as the customer's token once they are erased."""
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+
+
 class SandboxGateway:
     """Deterministic: the outcome depends only on the token, the reference on the key.
 
@@ -69,13 +75,26 @@ class SandboxGateway:
         if path:  # WAL: a kill -9 loses no committed answer (a power cut may: a sandbox)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA secure_delete=ON")  # a token rewritten leaves no trace
         for statement in SCHEMA:
             self._db.execute(statement)
+        self._hash_old_tokens()
+
+    def _hash_old_tokens(self) -> None:
+        """Charges an older version recorded with the token itself keep only its hash."""
+        with self._lock, self._transaction():
+            old = self._db.execute(
+                "SELECT idempotency_key, token FROM charges WHERE token NOT LIKE 'sha256:%'"
+            ).fetchall()
+            self._db.executemany(
+                "UPDATE charges SET token = ? WHERE idempotency_key = ?",
+                [(_token_hash(token), key) for key, token in old],
+            )
 
     def charge(
         self, *, token: str, amount: int, currency: str, idempotency_key: str
     ) -> ChargeResult:
-        request = (token, amount, currency)
+        request = (_token_hash(token), amount, currency)
         with self._lock, self._transaction():
             row = self._first("charges", idempotency_key)
             if row is not None:

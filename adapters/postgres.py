@@ -73,13 +73,17 @@ PARAMETERS_KEY = "SUBLEDGER_LIBPQ_PARAMETERS"  # the URL's query, in eventsourci
 _factory: type | None = None
 
 
+class SettingError(ValueError):
+    """A setting that cannot work, said in the user's words (it names the variable)."""
+
+
 def url_parameters(url: str, setting: str) -> dict[str, str]:
     """The URL's query parameters (sslmode, sslrootcert, ...), all of which libpq must get;
     ValueError naming `setting` for one libpq does not know."""
     params = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
     unknown = sorted(set(params) - LIBPQ_PARAMETERS)
     if unknown:
-        raise ValueError(
+        raise SettingError(
             f"{setting} has a parameter PostgreSQL does not know: '{unknown[0]}'; use libpq's"
             " connection parameters (sslmode, sslrootcert, connect_timeout, ...)"
         )

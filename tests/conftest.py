@@ -40,6 +40,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("filterwarnings", f"ignore:{message}:DeprecationWarning")
 
 
+# ops/services' own key database: one test uses it (test_key_store.py); every other test's
+# event store keeps its keys in a database of its own, <event store>_keys (the default).
+OPS_KEY_STORE = os.environ.pop("SUBLEDGER_KEY_STORE", None)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OPS_SERVICES = REPO_ROOT / "ops" / "services"
 
@@ -85,7 +89,7 @@ def _start_services_and_export() -> None:
     _run_ops_services("up")
     for line in _run_ops_services("env").splitlines():
         match = re.fullmatch(r"export (\w+)=(.*)", line.strip())
-        if match:
+        if match and match.group(1) != "SUBLEDGER_KEY_STORE":
             os.environ.setdefault(match.group(1), shlex.split(match.group(2))[0])
 
 
@@ -154,7 +158,8 @@ def make_pg_database(
 
     def make(label: str = "") -> str:
         # PostgreSQL identifiers: 63 bytes; keep them lower-case so no quoting is ever needed.
-        name = _unique_name(request.node.name.lower(), label.lower(), r"[^a-z0-9_]+", 36)
+        # (30: room for the "_keys" of the database a PostgreSQL key store makes beside it)
+        name = _unique_name(request.node.name.lower(), label.lower(), r"[^a-z0-9_]+", 30)
         with admin.cursor() as cur:
             cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         created.append(name)
@@ -166,6 +171,7 @@ def make_pg_database(
         try:
             for name in created:
                 _drop_database(admin, name)
+                _drop_database(admin, f"{name.removesuffix('_events')}_keys")
         finally:
             admin.close()
 

@@ -97,8 +97,13 @@ def _postgres(config: Any, chain: list[BaseException], message: str) -> str:
     for setting, attr in (
         ("SUBLEDGER_EVENT_STORE", "event_store"),
         ("SUBLEDGER_READ_DB", "read_db"),
+        ("SUBLEDGER_KEY_STORE", "key_store"),
     ):
         url = getattr(config, attr, None)
+        if setting == "SUBLEDGER_KEY_STORE" and not url and getattr(config, "event_store", None):
+            from adapters.keystores import default_key_store_url
+
+            url = default_key_store_url(config.event_store)
         if not url:
             continue
         parts = urlsplit(url)
@@ -106,9 +111,11 @@ def _postgres(config: Any, chain: list[BaseException], message: str) -> str:
             port = parts.port or 5432
         except ValueError:
             port = 5432
-        missing = re.search(r'database "([^"]*)" does not exist', message)
-        if missing and missing.group(1) != unquote(parts.path.lstrip("/")):
-            continue  # the server named the database it lacks: not this one
+        named = re.search(
+            r'database "([^"]*)" does not exist|permission denied for database "([^"]*)"', message
+        )
+        if named and (named.group(1) or named.group(2)) != unquote(parts.path.lstrip("/")):
+            continue  # the server named the database it lacks or refuses: not this one
         found.append((parts.hostname or "localhost", port, setting))
     if not found:
         return "its host and port (SUBLEDGER_EVENT_STORE / SUBLEDGER_READ_DB)"
@@ -173,8 +180,17 @@ def explain(exc: BaseException, config: Any = None) -> tuple[str, int]:
             "nothing was recorded, try again",
             EX_TEMPFAIL,
         )
+    setting = next((e for e in chain if type(e).__name__ == "SettingError"), None)
+    if setting is not None:  # adapters.postgres.SettingError: it names the setting already
+        return str(setting), 1
     if any(k.startswith("psycopg") and k.endswith(".OperationalError") for k in kinds):
         target = _postgres(config, chain, texts)
+        if "permission denied for database" in lowered:
+            return (
+                f"PostgreSQL at {target} does not let this user open the database (permission"
+                " denied); check the user in the URL",
+                1,
+            )
         if "does not exist" in lowered:
             return (
                 f"PostgreSQL at {target} has no such database; create it, or point the "

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 SUBLEDGER = str(Path(sys.executable).with_name("subledger"))
 
@@ -54,4 +55,27 @@ def test_serve_takes_a_log_level_in_any_case(tmp_path: Path) -> None:
     assert proc.returncode == 1  # the level is fine; embedded, serve has no Kafka to serve
     assert proc.stderr == (
         "error: serve needs SUBLEDGER_EVENT_STORE and SUBLEDGER_KAFKA_BOOTSTRAP\n"
+    )
+
+
+def test_a_key_store_that_cannot_work_is_one_line_naming_the_setting(
+    tmp_path: Path, pg_database_pair: Any, services: dict[str, str]
+) -> None:
+    events = pg_database_pair.event_store_url
+    stores = {"SUBLEDGER_EVENT_STORE": events, "SUBLEDGER_READ_DB": pg_database_pair.read_db_url}
+    same = run("plan", "list", **stores, SUBLEDGER_KEY_STORE=events)
+    assert (same.returncode, same.stdout) == (1, "")
+    assert same.stderr == (
+        "error: SUBLEDGER_KEY_STORE names the event store's own database; keys must live"
+        " apart from the events (default: the database <name>_keys)\n"
+    )
+    # ops/services' key database, with the ledger's login: that role may not open it
+    refused = run(
+        "plan", "list", **stores, SUBLEDGER_KEY_STORE=events.rsplit("/", 1)[0] + "/subledger_keys"
+    )
+    assert refused.returncode == 1
+    host_port = events.split("@", 1)[1].split("/", 1)[0]
+    assert refused.stderr == (
+        f"error: PostgreSQL at {host_port} (SUBLEDGER_KEY_STORE) does not let this user open"
+        " the database (permission denied); check the user in the URL\n"
     )
