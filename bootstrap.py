@@ -191,7 +191,7 @@ class Config:
             POSTGRES_USER=unquote(url.username or ""),
             POSTGRES_PASSWORD=unquote(url.password or ""),
             CREATE_TABLE="y",
-            PROCESS_RECORDER_TOPIC="adapters.chain_recorder:PostgresChainRecorder",
+            PROCESS_RECORDER_TOPIC="adapters.chain_postgres:PostgresChainRecorder",
         )
         if params:
             env[postgres.PARAMETERS_KEY] = urlencode(params)

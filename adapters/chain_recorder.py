@@ -5,9 +5,10 @@ event_hash, log_hash; domain/chain.py defines the hashes) is written in the tran
 inserts the events, after the insert, when the notification ids are known: SQLite serialises
 writers, and on PostgreSQL eventsourcing holds an EXCLUSIVE lock on the events table by then,
 so the log chain's head cannot move under two writers. bootstrap chooses these classes through
-eventsourcing's PROCESS_RECORDER_TOPIC. A store with events but no chain (written before it
-existed) gets none until `audit seal` computes it from the first event; a new store is chained
-from its first transaction. Stored events are never rewritten.
+eventsourcing's PROCESS_RECORDER_TOPIC; the PostgreSQL one is in adapters/chain_postgres.py,
+so that the embedded default never loads psycopg. A store with events but no chain (written
+before it existed) gets none until `audit seal` computes it from the first event; a new store
+is chained from its first transaction. Stored events are never rewritten.
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
-from psycopg.sql import SQL, Identifier
 
 from domain import chain
 from domain.chain import GENESIS, SEAL_POSITION, Link, Row
@@ -240,57 +239,6 @@ class SQLiteChainRecorder(ChainMixin, SQLiteProcessRecorder):
 
     def seal(self) -> tuple[int, Link | None]:
         with self.datastore.transaction(commit=True) as c:
-            count, last = self._seal(c)
-        self._sealed = True
-        return count, last
-
-
-class PostgresChainRecorder(ChainMixin, PostgresProcessRecorder):
-    """PostgreSQL: the chain written after the insert, under eventsourcing's table lock."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.sql_create_statements += [SQL(s) for s in self._chain_table_sql()]  # type: ignore[misc]
-
-    def _q(self, sql: str) -> Any:
-        return SQL(sql.replace("?", "%s"))  # type: ignore[arg-type]
-
-    def _fetch_ids_after_insert_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        self._write_chain(curs, stored_events, list(ids or []))
-        return ids
-
-    def _events_table(self) -> str:
-        return (
-            SQL("{0}.{1}")
-            .format(  # type: ignore[return-value]
-                Identifier(self.datastore.schema), Identifier(self.events_table_name)
-            )
-            .as_string(None)
-        )
-
-    def _older_events_sql(self) -> str:
-        return f"SELECT 1 FROM {self._events_table()} WHERE notification_id < ? LIMIT 1"
-
-    def _events_page_sql(self) -> str:
-        return (
-            "SELECT notification_id, originator_id, originator_version, topic, state FROM"
-            f" {self._events_table()} WHERE notification_id > ? ORDER BY notification_id LIMIT ?"
-        )
-
-    def _fetch(self, c: Any, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        c.execute(self._q(sql), tuple(params))
-        return [tuple(r.values()) if isinstance(r, dict) else r for r in c.fetchall()]
-
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        with self.datastore.transaction(commit=False) as c:
-            return self._fetch(c, sql, params)
-
-    def seal(self) -> tuple[int, Link | None]:
-        with self.datastore.transaction(commit=True) as c:
-            self._lock_table(c)  # no insert can slip between the chain's rows
             count, last = self._seal(c)
         self._sealed = True
         return count, last

@@ -16,6 +16,7 @@ Nothing here builds a ledger or an adapter: bootstrap.serve hands in `Parts`.
 from __future__ import annotations
 
 import logging
+import random
 import signal
 import threading
 import time
@@ -134,16 +135,83 @@ class Scheduler:
             self.producer.close()
 
 
+# A worker that loses PostgreSQL or Kafka starts again after a pause: capped exponential
+# (1 s, 2 s, 4 s, ... 30 s) with jitter, from the first delay again once it ran a minute.
+RETRY_FIRST_S = 1.0
+RETRY_CAP_S = 30.0
+HEALTHY_S = 60.0
+
+
+def lost_dependency(exc: BaseException) -> str | None:
+    """'PostgreSQL' or 'Kafka' when `exc` (or what caused it) says that service was lost or
+    could not be reached: a fault to ride out, not a bug."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        kind = f"{type(current).__module__}.{type(current).__name__}"
+        if kind.startswith(("psycopg", "eventsourcing.persistence")) and kind.endswith(
+            ("OperationalError", "InterfaceError", "PoolTimeout", "PoolClosed")
+        ):
+            return "PostgreSQL"
+        if kind.startswith("kafka.errors."):
+            return "Kafka"
+        if isinstance(current, ConnectionError | TimeoutError):
+            return "a service (connection lost)"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]
+
+
 def _guard(
-    name: str, body: Body, stop: threading.Event, errors: list[BaseException]
+    name: str,
+    body: Body,
+    stop: threading.Event,
+    errors: list[BaseException],
+    on_restart: Callable[[str, str | None], None] | None = None,
 ) -> Callable[[], None]:
+    """Run `body` until `stop`; when it fails, log one line, pause and run it again: it
+    builds its clients anew and resumes from the positions stored with its work, so what
+    was in flight is committed once or redone, never half-applied. Only a BaseException
+    that is not an Exception (an interpreter exit) stops the whole process."""
+
     def target() -> None:
-        try:
-            body(stop)
-        except BaseException as exc:  # a dead worker stops the whole process: loud, not silent
-            log.exception("worker %s failed", name)
-            errors.append(exc)
-            stop.set()
+        delay = RETRY_FIRST_S
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                body(stop)
+                return
+            except Exception as exc:
+                if stop.is_set():
+                    return
+                if time.monotonic() - started > HEALTHY_S:
+                    delay = RETRY_FIRST_S
+                pause = random.uniform(delay / 2, delay)
+                dependency = lost_dependency(exc)
+                if dependency is not None:
+                    log.warning(
+                        "worker %s lost %s (%s); reconnecting in %.1f s",
+                        name,
+                        dependency,
+                        _one_line(exc),
+                        pause,
+                    )
+                else:
+                    log.exception("worker %s failed; starting it again in %.1f s", name, pause)
+                if on_restart is not None:
+                    on_restart(name, dependency)
+                delay = min(delay * 2, RETRY_CAP_S)
+                stop.wait(pause)
+            except BaseException as exc:
+                log.exception("worker %s stopped the process", name)
+                errors.append(exc)
+                stop.set()
+                return
 
     return target
 

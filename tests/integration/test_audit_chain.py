@@ -20,7 +20,8 @@ import psycopg2
 import pytest
 from test_persistence import Backend, Driver, backend, flat  # noqa: F401
 
-from adapters.chain_recorder import AlreadySealed, PostgresChainRecorder, verify_store
+from adapters.chain_postgres import PostgresChainRecorder
+from adapters.chain_recorder import AlreadySealed, verify_store
 from bootstrap import Config, Runtime
 from domain import chain
 from domain import commands as c
