@@ -368,10 +368,13 @@ def serve(
     tick_s: float = 60.0,
     stop: threading.Event | None = None,
     install_signals: bool = True,
+    metrics_address: tuple[str, int] | None = None,
 ) -> int:
-    """`subledger serve`: run the Kafka workers until SIGTERM/SIGINT (or `stop`).
+    """`subledger serve`: run the Kafka workers until SIGTERM/SIGINT (or `stop`); a worker
+    that loses PostgreSQL or Kafka starts again, so it runs on through their restarts.
 
-    Returns 0, or 1 if a worker failed; raises ValueError/RuntimeError on bad settings.
+    Returns 0 (1 only if the interpreter itself stopped a worker); raises
+    ValueError/RuntimeError on bad settings.
     """
     from consumers import serve as serving
 
@@ -383,4 +386,5 @@ def serve(
         tick_s=tick_s,
         stop=stop,
         install_signals=install_signals,
+        metrics_address=metrics_address,
     )

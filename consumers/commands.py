@@ -72,6 +72,9 @@ class CommandWorker:
         )
         self.applied = 0
         self.rejected = 0
+        from consumers import metrics  # prometheus_client: for the workers, not every CLI call
+
+        self.metrics = metrics
 
     @property
     def consumer(self) -> Any:
@@ -149,6 +152,7 @@ class CommandWorker:
 
         end = messages[-1].offset
         tracking = Tracking(tracking_name(self.topic, tp.partition), end)
+        started = time.monotonic()
         try:
             results = self.ledger.execute_batch(
                 [cmd for _msg, cmd in good], tracking=tracking, before_commit=reject_before_commit
@@ -168,11 +172,25 @@ class CommandWorker:
         )
         self.rejected += len(bad) + len(forbidden) + sum(1 for r in results if r.error is not None)
         self.applied += sum(1 for r in results if r.error is None)
+        self._count(results, bad, forbidden, time.monotonic() - started)
         try:
             self.consumer.commit({tp: OffsetAndMetadata(end + 1, "", -1)})
         except Exception as exc:  # only for lag visibility; the ledger holds the truth
             log.info("offset commit to Kafka failed (harmless): %s", exc)
         return len(messages)
+
+    def _count(self, results: list[Any], bad: list[Any], forbidden: list[Any], took: float) -> None:
+        m = self.metrics
+        m.BATCH_SECONDS.labels(worker="commands").observe(took)
+        applied = sum(1 for r in results if r.error is None)
+        if applied:
+            m.COMMANDS.labels(outcome="applied", code="").inc(applied)
+        codes = [exc.code for _msg, exc in bad] + [refusal.code for *_x, refusal in forbidden]
+        codes += [
+            getattr(r.error, "code", type(r.error).__name__) for r in results if r.error is not None
+        ]
+        for code in codes:
+            m.COMMANDS.labels(outcome="rejected", code=str(code)).inc()
 
     def _reject(
         self,

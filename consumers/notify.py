@@ -78,6 +78,7 @@ class Dispatcher:
         self.claimer = claimer or in_letters(f"notifier-{os.getpid()}-", uuid.uuid4(), 6)
         self.domain = sender.rpartition("@")[2] or "subledger"
         self.mail_down = False  # this round found the mail server unreachable
+        self.on_result: Callable[[str, str], None] | None = None  # (channel, decision): metrics
 
     # ---- what is due -------------------------------------------------------------------
 
@@ -125,8 +126,10 @@ class Dispatcher:
                 counts["left"] = 1  # out of time: the next run goes on
                 break
             tried.update(r["message_id"] for r in rows)
-            for decision in self.settle_in_place([r for r in rows if r["channel"] != EMAIL]):
+            in_place = [r for r in rows if r["channel"] != EMAIL]
+            for row, decision in zip(in_place, self.settle_in_place(in_place), strict=True):
                 counts[decision] = counts.get(decision, 0) + 1
+                self._counted(row["channel"], decision)
             for row in (r for r in rows if r["channel"] == EMAIL):
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
@@ -135,9 +138,14 @@ class Dispatcher:
                 if not self.mail_down:  # unreachable: the others keep their attempts
                     decision = self.deliver_one(row, left)
                     counts[decision] = counts.get(decision, 0) + 1
+                    self._counted(row["channel"], decision)
         if self.catch_up:
             self.catch_up()
         return counts
+
+    def _counted(self, channel: str, decision: str) -> None:
+        if self.on_result is not None and decision != "taken":
+            self.on_result(channel, decision)
 
     def settle_in_place(self, rows: list[dict[str, Any]]) -> list[str]:
         """In-app and webhook-channel messages: the claim alone settles each (nothing is

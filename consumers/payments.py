@@ -248,6 +248,9 @@ class PaymentsWorker:
         self.events = EventCodec(check_types=False)
         self.commands = CommandCodec()
         self.producer = k.producer(config, client_id=f"{client_id}-outcomes")
+        from consumers import metrics  # prometheus_client: for serve's workers only
+
+        self._metrics = metrics
         group = f"{config.group_prefix}-payments"
         self.member = k.GroupMember(
             lambda: k.consumer(config, group, client_id=client_id),
@@ -296,9 +299,12 @@ class PaymentsWorker:
                     try:
                         command = outcome_command(self.ledger, self.gateway, record)
                     except GatewayUnavailable as exc:
+                        self._metrics.PAYMENTS.labels(outcome="unavailable").inc()
                         self._back_off(tp, m.offset, exc, stop)
                         break
                 if command is not None:
+                    outcome = "succeeded" if getattr(command, "succeeded", False) else "failed"
+                    self._metrics.PAYMENTS.labels(outcome=outcome).inc()
                     self.producer.send(
                         self.config.commands_topic,
                         key=command_key(command),

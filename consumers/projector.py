@@ -92,6 +92,9 @@ class ProjectionWorker:
             name=client_id,
         )
         self.applied = 0
+        from consumers import metrics  # prometheus_client: for serve's workers only
+
+        self._batch_seconds = metrics.BATCH_SECONDS.labels(worker=f"projection-{projection.name}")
 
     @property
     def consumer(self) -> Any:
@@ -127,7 +130,12 @@ class ProjectionWorker:
 
     def poll_once(self) -> int:
         batches = self.member.poll(self.poll_ms, self.max_records)
-        return sum(self.handle(tp, messages) for tp, messages in batches.items())
+        done = 0
+        for tp, messages in batches.items():
+            started = time.monotonic()
+            done += self.handle(tp, messages)
+            self._batch_seconds.observe(time.monotonic() - started)
+        return done
 
     def handle(self, tp: TopicPartition, messages: Sequence[Any]) -> int:
         """Apply one partition's batch in one read-DB transaction; returns messages consumed.

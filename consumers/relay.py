@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from adapters.postgres import RelayPosition
@@ -78,9 +79,14 @@ class Relay:
         try:
             while not stop.is_set() and not self.position.try_lock():
                 stop.wait(1.0)  # another serve process relays; take over if it goes
+            from consumers import metrics  # prometheus_client: for serve's workers only
+
             while not stop.is_set():
+                started = time.monotonic()
                 if not self.publish_once():
                     stop.wait(self.idle_s)
+                    continue
+                metrics.BATCH_SECONDS.labels(worker="relay").observe(time.monotonic() - started)
         finally:
             self.close()
 

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +30,7 @@ from typing import Any
 from adapters import postgres
 from consumers import kafka as k
 from consumers.commands import CommandWorker
+from consumers.health import Health
 from consumers.projector import VERSIONS_DDL, ProjectionWorker
 from consumers.relay import Relay
 from domain.commands import AdvanceClock
@@ -143,8 +144,8 @@ HEALTHY_S = 60.0
 
 
 def lost_dependency(exc: BaseException) -> str | None:
-    """'PostgreSQL' or 'Kafka' when `exc` (or what caused it) says that service was lost or
-    could not be reached: a fault to ride out, not a bug."""
+    """'PostgreSQL', 'Kafka' or 'network' when `exc` (or what caused it) says a service was
+    lost or could not be reached: a fault to ride out, not a bug."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -157,7 +158,7 @@ def lost_dependency(exc: BaseException) -> str | None:
         if kind.startswith("kafka.errors."):
             return "Kafka"
         if isinstance(current, ConnectionError | TimeoutError):
-            return "a service (connection lost)"
+            return "network"
         current = current.__cause__ or current.__context__
     return None
 
@@ -172,7 +173,7 @@ def _guard(
     body: Body,
     stop: threading.Event,
     errors: list[BaseException],
-    on_restart: Callable[[str, str | None], None] | None = None,
+    health: Health | None = None,
 ) -> Callable[[], None]:
     """Run `body` until `stop`; when it fails, log one line, pause and run it again: it
     builds its clients anew and resumes from the positions stored with its work, so what
@@ -183,6 +184,8 @@ def _guard(
         delay = RETRY_FIRST_S
         while not stop.is_set():
             started = time.monotonic()
+            if health is not None:
+                health.running(name)
             try:
                 body(stop)
                 return
@@ -203,8 +206,11 @@ def _guard(
                     )
                 else:
                     log.exception("worker %s failed; starting it again in %.1f s", name, pause)
-                if on_restart is not None:
-                    on_restart(name, dependency)
+                if health is not None:
+                    health.backing_off(name, f"lost {dependency}" if dependency else "failed")
+                    from consumers.metrics import count_reconnect
+
+                    count_reconnect(dependency)
                 delay = min(delay * 2, RETRY_CAP_S)
                 stop.wait(pause)
             except BaseException as exc:
@@ -255,6 +261,7 @@ def serve(
     tick_s: float = 60.0,
     stop: threading.Event | None = None,
     install_signals: bool = True,
+    metrics_address: tuple[str, int] | None = None,
 ) -> int:
     """Run the workers until SIGTERM/SIGINT (or `stop`); returns 0, or 1 if one failed."""
     known = WORKERS
@@ -271,6 +278,9 @@ def serve(
             signal.signal(sig, lambda *_: stop.set())
     k.ensure_topics(config)
     prepare(config, parts)
+    health = Health()
+    server = _metrics_server(metrics_address, parts, health) if metrics_address else None
+    parts = _counting(parts) if server is not None else parts
     bodies: list[tuple[str, Body]] = []
     if "commands" in workers:
         bodies.append(("commands", _commands(config, parts)))
@@ -314,7 +324,7 @@ def serve(
     errors: list[BaseException] = []
     threads = [
         threading.Thread(
-            target=_guard(name, body, stop, errors), name=f"subledger-{name}", daemon=True
+            target=_guard(name, body, stop, errors, health), name=f"subledger-{name}", daemon=True
         )
         for name, body in bodies
     ]
@@ -326,4 +336,78 @@ def serve(
     deadline = time.monotonic() + 30
     for thread in threads:
         thread.join(max(deadline - time.monotonic(), 0.1))
+    if server is not None:
+        server.shutdown()
     return 1 if errors else 0
+
+
+def _counting(parts: Parts) -> Parts:
+    """The same parts, with each runtime's ledger and dispatcher counting for the metrics."""
+    from dataclasses import replace
+
+    from consumers import metrics
+
+    def runtime() -> Any:
+        made = parts.runtime()
+        made.ledger.on_recorded = metrics.EVENTS_RECORDED.inc
+        return made
+
+    def notifier(runtime: Any) -> Any:
+        assert parts.notifier is not None
+        dispatcher = parts.notifier(runtime)
+        dispatcher.on_result = lambda channel, outcome: metrics.NOTIFICATIONS.labels(
+            channel=channel, outcome=outcome
+        ).inc()
+        return dispatcher
+
+    return replace(parts, runtime=runtime, notifier=notifier if parts.notifier else None)
+
+
+def _metrics_server(address: tuple[str, int], parts: Parts, health: Health) -> Any:
+    """/metrics, /healthz and /readyz on `address`; the store gauges from a runtime of the
+    server's own, opened again after a failure."""
+    from consumers import health as h
+    from consumers import metrics
+
+    held: list[Any] = []
+
+    def snapshot() -> dict[str, Any]:
+        try:
+            if not held:
+                held.append(parts.runtime())
+            return h.snapshot(held[0], rejected=False)
+        except Exception:
+            while held:
+                with suppress(Exception):
+                    held.pop().close()
+            raise
+
+    collector = metrics.StoreCollector(snapshot)
+    metrics.REGISTRY.register(collector)
+
+    def not_ready() -> list[str]:
+        reasons = health.not_ready()
+        if collector.state() is None:
+            reasons.append(f"stores or Kafka did not answer: {collector.error}")
+        return reasons
+
+    try:
+        server = metrics.start_server(address[0], address[1], metrics.app(not_ready))
+    except OSError as exc:
+        metrics.REGISTRY.unregister(collector)
+        raise ValueError(f"--metrics-port {address[1]} on {address[0]}: {exc.strerror}") from None
+    log.info("metrics on http://%s:%s/metrics (and /healthz, /readyz)", *address)
+    return _Server(server, collector)
+
+
+class _Server:
+    def __init__(self, server: Any, collector: Any) -> None:
+        self.server = server
+        self.collector = collector
+
+    def shutdown(self) -> None:
+        from consumers import metrics
+
+        self.server.shutdown()
+        self.server.server_close()
+        metrics.REGISTRY.unregister(self.collector)

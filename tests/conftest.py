@@ -40,9 +40,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("filterwarnings", f"ignore:{message}:DeprecationWarning")
 
 
-# ops/services' own key database: one test uses it (test_key_store.py); every other test's
-# event store keeps its keys in a database of its own, <event store>_keys (the default).
-OPS_KEY_STORE = os.environ.pop("SUBLEDGER_KEY_STORE", None)
+# ops/services' own key database is for users; each test's event store keeps its keys in a
+# database of its own, <event store>_keys (the default). test_key_store.py checks the former.
+os.environ.pop("SUBLEDGER_KEY_STORE", None)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OPS_SERVICES = REPO_ROOT / "ops" / "services"

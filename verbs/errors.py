@@ -100,10 +100,11 @@ def _postgres(config: Any, chain: list[BaseException], message: str) -> str:
         ("SUBLEDGER_KEY_STORE", "key_store"),
     ):
         url = getattr(config, attr, None)
+        derived = False
         if setting == "SUBLEDGER_KEY_STORE" and not url and getattr(config, "event_store", None):
             from adapters.keystores import default_key_store_url
 
-            url = default_key_store_url(config.event_store)
+            url, derived = default_key_store_url(config.event_store), True
         if not url:
             continue
         parts = urlsplit(url)
@@ -116,6 +117,8 @@ def _postgres(config: Any, chain: list[BaseException], message: str) -> str:
         )
         if named and (named.group(1) or named.group(2)) != unquote(parts.path.lstrip("/")):
             continue  # the server named the database it lacks or refuses: not this one
+        if derived and not named:
+            continue  # the event store's own server: its setting names it
         found.append((parts.hostname or "localhost", port, setting))
     if not found:
         return "its host and port (SUBLEDGER_EVENT_STORE / SUBLEDGER_READ_DB)"

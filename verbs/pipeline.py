@@ -164,9 +164,24 @@ def projections_rebuild(app: App, name: str, fmt: str) -> None:
     show_default=True,
     help="With --clock wall: seconds between clock ticks.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="Serve Prometheus metrics at /metrics, and /healthz and /readyz, on this port.",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="The address the metrics port listens on (0.0.0.0: every interface).",
+)
 @click.pass_obj
-def serve(app: App, clock_: str, workers: str, tick: float) -> None:
-    """Run the Kafka pipeline's workers until SIGTERM/SIGINT."""
+def serve(
+    app: App, clock_: str, workers: str, tick: float, metrics_port: int | None, metrics_host: str
+) -> None:
+    """Run the Kafka pipeline's workers until SIGTERM/SIGINT. A worker that loses PostgreSQL
+    or Kafka logs one line, waits (1 s, 2 s, ... at most 30 s) and starts again from where
+    its work is recorded; serve itself stops only on a signal or a bad setting."""
     import logging
 
     from bootstrap import serve as run  # the composition root hands the workers their parts
@@ -184,11 +199,33 @@ def serve(app: App, clock_: str, workers: str, tick: float) -> None:
     )
     names = [w.strip() for w in workers.split(",") if w.strip()]
     try:
-        code = run(app.config, names, clock=clock_, tick_s=tick)
+        address = (metrics_host, metrics_port) if metrics_port else None
+        code = run(app.config, names, clock=clock_, tick_s=tick, metrics_address=address)
     except (ValueError, RuntimeError) as exc:
         raise Failure(str(exc)) from None
     if code:
         raise Failure("a worker failed (see the log)")
 
 
-COMMANDS: list[click.Command] = [projections, serve]
+STATUS_COLUMNS = ("section", "name", "partition", "position", "end", "lag", "detail")
+
+
+@click.command()
+@format_option
+@click.pass_obj
+def status(app: App, fmt: str) -> None:
+    """How the ledger is doing, at a glance: with Kafka, each commands partition's lag, the
+    relay's lag, each projection's lag and stopped partitions (with the reason), rejected
+    commands in the last hour by code; always the store's head, the ledger clock and what
+    is due next. JSON keys: mode, head, commands, relay, projections, rejected, clock, due."""
+    from consumers.health import snapshot, status_rows
+
+    app.warn_stuck = False  # a stopped projection is a row here
+    state = snapshot(app.runtime)
+    if fmt == "json":
+        show(state, fmt)
+        return
+    show(status_rows(state), fmt, columns=STATUS_COLUMNS)
+
+
+COMMANDS: list[click.Command] = [projections, serve, status]

@@ -93,6 +93,8 @@ class Ledger(Application[UUID]):
         self.settings = settings or LedgerSettings()
         # Embedded: the payments worker, run in process after each commit (due work's too)
         self.after_commit = after_commit
+        # told how many events each transaction recorded (serve's metrics), after the commit
+        self.on_recorded: Callable[[int], None] | None = None
 
     def construct_recorder(self):  # type: ignore[override]
         """A process recorder, so Kafka offsets can commit with the events they caused."""
@@ -256,6 +258,8 @@ class Ledger(Application[UUID]):
         processing = ProcessingEvent[UUID](tracking=tracking)
         processing.collect_events(*events)
         self._record(processing)
+        if self.on_recorded is not None and events:
+            self.on_recorded(len(events))
 
     # ---- lookups for the handlers -----------------------------------------------------
 

@@ -7,14 +7,18 @@ equal to a rebuild.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.error import HTTPError
+from urllib.request import urlopen
 
 from pipeline_support import Upstream, config_env, events_per_command
 
@@ -56,6 +60,26 @@ def wait_until(what: str, ready: Any, proc: subprocess.Popen, log: Path, timeout
         time.sleep(0.25)
 
 
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urlopen(url, timeout=10) as answer:
+            return answer.status, answer.read().decode()
+    except HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def metric(text: str, line_start: str) -> float:
+    values = [float(x.rsplit(" ", 1)[1]) for x in text.splitlines() if x.startswith(line_start)]
+    assert len(values) == 1, (line_start, text[-2000:])
+    return values[0]
+
+
+def paid(config: Config) -> int:
+    with Runtime(config) as rt:
+        counts = events_per_command(rt.ledger)
+    return sum(n for (_cmd, event), n in counts.items() if event == "Subscription.PaymentSucceeded")
+
+
 def applied(config: Config, n: int) -> bool:
     with Runtime(config) as rt:
         counts = events_per_command(rt.ledger)
@@ -88,9 +112,14 @@ def test_serve_rides_out_a_postgresql_and_a_broker_restart(
         "SUBLEDGER_GATEWAY": "sandbox",
         "SUBLEDGER_LOG_LEVEL": "INFO",
     }
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    base = f"http://127.0.0.1:{port}"
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [SUBLEDGER, "serve", "--clock", "manual", "--workers",
+            [SUBLEDGER, "serve", "--clock", "manual", "--metrics-port", str(port), "--workers",
              "commands,relay,projections,payments"],
             env=env,
             stdout=out,
@@ -109,19 +138,24 @@ def test_serve_rides_out_a_postgresql_and_a_broker_restart(
                                    name=f"C {i}", email=f"c{i}@example.com",
                                    payment_token="tok_visa", country="DE")
             )  # fmt: skip
-        upstream.flush()
-        time.sleep(1)  # the plan and the customers first (other keys, other partitions)
+        with Runtime(config) as rt:  # the plan and the customers first (other partitions)
+            upstream.wait_applied(rt.ledger, timeout=90)
         for i in range(10):
             upstream.send(subscribe(i))
         upstream.flush()
         wait_until("the first commands", lambda: applied(config, 10), proc, log, 90)
 
         # PostgreSQL: kill -9, back 8 seconds later; upstream keeps sending meanwhile
+        assert get(f"{base}/readyz")[0] == 200
         own_services.kill_postgres()
         for i in range(10, 20):
             upstream.send(subscribe(i))
         upstream.flush()
-        time.sleep(8)
+        # not ready while PostgreSQL is away, and saying why; alive all the same
+        wait_until("/readyz says 503", lambda: get(f"{base}/readyz")[0] == 503, proc, log, 8)
+        assert "PostgreSQL" in get(f"{base}/readyz")[1]
+        assert get(f"{base}/healthz") == (200, "ok\n")
+        time.sleep(6)
         own_services.up()
         wait_until("after PostgreSQL's restart", lambda: applied(config, 20), proc, log, 120)
 
@@ -136,6 +170,7 @@ def test_serve_rides_out_a_postgresql_and_a_broker_restart(
         upstream.flush()
         wait_until("after the broker's restart", lambda: applied(config, 30), proc, log, 180)
 
+        wait_until("every charge settled", lambda: paid(config) == 30, proc, log, 120)
         with Runtime(config) as rt:
             assert wait_caught_up(config, rt.ledger, rt.projections, rt.db, 120)
             counts = events_per_command(rt.ledger)
@@ -150,6 +185,22 @@ def test_serve_rides_out_a_postgresql_and_a_broker_restart(
         assert proc.poll() is None
         text = log.read_text()
         assert "lost PostgreSQL" in text and "lost Kafka" in text, text[-3000:]
+        # the reconnects are in the metrics, and all is well again
+        wait_until("/readyz says 200", lambda: get(f"{base}/readyz")[0] == 200, proc, log, 60)
+        scraped = get(f"{base}/metrics")[1]
+        assert metric(scraped, 'subledger_reconnects_total{dependency="postgresql"}') >= 1
+        assert metric(scraped, 'subledger_reconnects_total{dependency="kafka"}') >= 1
+        assert metric(scraped, 'subledger_commands_total{code="",outcome="applied"}') >= 30
+        assert metric(scraped, "subledger_relay_lag_events ") == 0
+        status = subprocess.run(
+            [SUBLEDGER, "status", "--format", "json"], env=env, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        assert status.returncode == 0, status.stderr
+        state = json.loads(status.stdout)
+        assert [row["lag"] for row in state["commands"]] == [0, 0, 0]
+        assert sum(row["applied"] for row in state["commands"]) >= 1 + CUSTOMERS + 30
+        assert state["relay"]["lag"] == 0 and state["rejected"] == {}
     finally:
         upstream.close()
         if proc.poll() is None:

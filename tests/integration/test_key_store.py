@@ -11,7 +11,6 @@ from typing import Any
 
 import psycopg2
 import pytest
-from conftest import OPS_KEY_STORE, OPS_SERVICES
 
 from adapters.keystores import default_key_store_url
 from bootstrap import Config, Runtime
@@ -117,9 +116,10 @@ def test_a_key_store_in_the_event_store_database_is_refused(
 
 
 def ops_key_store() -> str:
-    if OPS_KEY_STORE:
-        return OPS_KEY_STORE
-    env = subprocess.run([str(OPS_SERVICES), "env"], capture_output=True, text=True, check=True)
+    """SUBLEDGER_KEY_STORE as `ops/services env` prints it (the suite's conftest takes it
+    out of the environment, so that the other tests' stores keep their own key databases)."""
+    ops = Path(__file__).resolve().parents[2] / "ops" / "services"
+    env = subprocess.run([str(ops), "env"], capture_output=True, text=True, check=True)
     line = next(x for x in env.stdout.splitlines() if "SUBLEDGER_KEY_STORE=" in x)
     return line.split("=", 1)[1].strip()
 
