@@ -184,9 +184,52 @@ def admin(config: Any, client_id: str = "subledger-admin", **overrides: Any) -> 
     return _open(KafkaAdminClient, {**_base(config, client_id), **overrides})
 
 
+def dead_letter_topic(config: Any) -> str:
+    """Where events no consumer can decode go: `<events topic>.dead-letter`."""
+    return f"{config.events_topic}.dead-letter"
+
+
+class DeadLetters:
+    """Undecodable events, copied to the dead-letter topic with why and where they were,
+    so that they never stop a partition and are never lost from sight. The producer is
+    opened on the first one."""
+
+    def __init__(self, config: Any, worker: str) -> None:
+        self.config = config
+        self.worker = worker
+        self._producer: KafkaProducer | None = None
+
+    def send(self, message: Any, reason: str) -> None:
+        from schemas import topics as t
+
+        if self._producer is None:
+            self._producer = producer(self.config, client_id=f"subledger-{self.worker}-dead")
+        headers = [
+            (t.H_REASON, " ".join(reason.split())[:1000].encode()),
+            (t.H_SOURCE_TOPIC, message.topic.encode()),
+            (t.H_SOURCE_PARTITION, str(message.partition).encode()),
+            (t.H_SOURCE_OFFSET, str(message.offset).encode()),
+            ("subledger.worker", self.worker.encode()),
+        ]
+        self._producer.send(
+            dead_letter_topic(self.config), key=message.key, value=message.value, headers=headers
+        )
+        self._producer.flush()
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close()
+
+
 def ensure_topics(config: Any) -> None:
-    """Create the commands/events (3 partitions) and rejected (1) topics when missing."""
-    wanted = {config.commands_topic: 3, config.events_topic: 3, config.rejected_topic: 1}
+    """Create the commands/events (3 partitions), rejected and dead-letter (1) topics when
+    missing."""
+    wanted = {
+        config.commands_topic: 3,
+        config.events_topic: 3,
+        config.rejected_topic: 1,
+        dead_letter_topic(config): 1,
+    }
     client = admin(config)
     try:
         existing = set(client.list_topics())

@@ -39,6 +39,7 @@ from domain.pci import mask_card_numbers
 from domain.ports import ChargeResult, GatewayUnavailable, PaymentGateway, Settled
 from domain.subscription import Subscription
 from domain.subscription.payments import is_pending
+from schemas.codec import DecodeError
 from schemas.records import EventRecord, to_record
 
 log = logging.getLogger(__name__)
@@ -251,6 +252,7 @@ class PaymentsWorker:
         from consumers import metrics  # prometheus_client: for serve's workers only
 
         self._metrics = metrics
+        self.dead_letters = k.DeadLetters(config, "payments")
         group = f"{config.group_prefix}-payments"
         self.member = k.GroupMember(
             lambda: k.consumer(config, group, client_id=client_id),
@@ -294,7 +296,14 @@ class PaymentsWorker:
         for m in messages:
             name = dict(m.headers or []).get(t.H_EVENT, b"").decode()
             if name in REQUESTS:
-                record, command = self.events.decode(m.value), None
+                try:
+                    record, command = self.events.decode(m.value), None
+                except DecodeError as exc:  # not ours to judge; never block the partition
+                    log.error("undecodable request at %s@%s to the dead-letter topic: %s",
+                              tp, m.offset, exc)  # fmt: skip
+                    self.dead_letters.send(m, str(exc))
+                    done, next_offset = done + 1, m.offset + 1
+                    continue
                 if not already_recorded(self.ledger, record):
                     try:
                         command = outcome_command(self.ledger, self.gateway, record)
@@ -333,5 +342,6 @@ class PaymentsWorker:
     def close(self) -> None:
         try:
             self.member.close()
+            self.dead_letters.close()
         finally:
             self.producer.close()

@@ -92,6 +92,7 @@ class ProjectionWorker:
             name=client_id,
         )
         self.applied = 0
+        self.dead_letters = k.DeadLetters(config, f"projection-{projection.name}")
         from consumers import metrics  # prometheus_client: for serve's workers only
 
         self._batch_seconds = metrics.BATCH_SECONDS.labels(worker=f"projection-{projection.name}")
@@ -204,7 +205,10 @@ class ProjectionWorker:
             try:
                 record = self.codec.decode(m.value)
             except DecodeError as exc:  # not ours to judge; never block the partition
-                log.error("skipping undecodable event at %s@%s: %s", tp, m.offset, exc)
+                log.error(
+                    "undecodable event at %s@%s to the dead-letter topic: %s", tp, m.offset, exc
+                )
+                self.dead_letters.send(m, str(exc))
                 continue
             notification = dict(m.headers or []).get(t.H_NOTIFICATION_ID)
             position = int(notification) if notification else m.offset
@@ -243,6 +247,7 @@ class ProjectionWorker:
     def close(self) -> None:
         try:
             self.member.close()
+            self.dead_letters.close()
         finally:
             self.db.close()
 

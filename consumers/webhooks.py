@@ -323,6 +323,7 @@ class WebhookWorker:
         self.dispatcher = dispatcher
         self.topic = config.events_topic
         self.codec = EventCodec(check_types=False)
+        self.dead_letters = k.DeadLetters(config, "webhooks")
         self.poll_ms = poll_ms
         group = f"{config.group_prefix}-webhooks"
         self.member = k.GroupMember(
@@ -360,7 +361,10 @@ class WebhookWorker:
             try:
                 records.append(self.codec.decode(m.value))
             except DecodeError as exc:  # not ours to judge; never block the partition
-                log.error("skipping undecodable event at %s@%s: %s", tp, m.offset, exc)
+                log.error(
+                    "undecodable event at %s@%s to the dead-letter topic: %s", tp, m.offset, exc
+                )
+                self.dead_letters.send(m, str(exc))
         registry = self.dispatcher.registry() if records else None
         commands = self.dispatcher.decide(records, registry)
         try:
@@ -381,6 +385,7 @@ class WebhookWorker:
                 self.poll_once()
         finally:
             self.member.close()
+            self.dead_letters.close()
             self.dispatcher.close()
 
 

@@ -23,6 +23,7 @@ from pipeline_support import (
 )
 
 from bootstrap import Config, Runtime
+from consumers import kafka as k
 from domain import commands as c
 from domain.books.command_receipt import CommandReceipt
 from domain.identity import receipt_uuid
@@ -586,3 +587,48 @@ def lagging(config, db, failing) -> bool:
         for tp, end in ends.items()
         if tp.partition != failing.partition
     )
+
+
+def paid(runtime: Runtime) -> int:
+    found = runtime.db.query("SELECT COUNT(*) AS n FROM payments WHERE outcome = 'succeeded'")
+    return int(found[0]["n"])
+
+
+def test_an_undecodable_event_goes_to_the_dead_letter_topic_and_nothing_stops(config) -> None:
+    """Poison on the events topic (not Avro, a charge request's header so the payments worker
+    reads it too): every worker that reads it copies it to `<events>.dead-letter` with why and
+    where, and goes on; what comes after is projected and charged."""
+    from consumers.kafka import dead_letter_topic
+
+    config = config.with_overrides(gateway="sandbox")
+    served = Served(config, ["commands", "relay", "projections", "payments"])
+    producer = k.producer(config, client_id="pytest-poison")
+    upstream = Upstream(config)
+    poison = b"\x00 this is not an event"
+    try:
+        headers = [(topics.H_EVENT, b"Subscription.ChargeRequested")]
+        producer.send(config.events_topic, key=b"x", value=poison, headers=headers).get(30)
+        with Runtime(config) as runtime:
+            commands = scenario(customers=3, months=1, seed=3)
+            upstream.publish_in_order(runtime.ledger, commands)
+            wait_projected(config, runtime)
+            paid = runtime.db.query(
+                "SELECT COUNT(*) AS n FROM payments WHERE outcome = 'succeeded'"
+            )
+            assert paid[0]["n"] > 0  # charged after the poison
+            invoices = runtime.db.query("SELECT COUNT(*) AS n FROM invoices")[0]["n"]
+            assert invoices > 0
+    finally:
+        producer.close()
+        upstream.close()
+        served.close()
+    workers = {"payments"} | {f"projection-{p.name}" for p in runtime.projections}
+    dead = consume_all(config, dead_letter_topic(config), want=len(workers))
+    assert len(dead) == len(workers)
+    seen = set()
+    for m in dead:
+        h = {name: value.decode() for name, value in m.headers}
+        assert m.value == poison and h[topics.H_SOURCE_TOPIC] == config.events_topic
+        assert h[topics.H_REASON] and {topics.H_SOURCE_PARTITION, topics.H_SOURCE_OFFSET} <= set(h)
+        seen.add(h["subledger.worker"])
+    assert seen == workers
