@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -116,6 +117,7 @@ def snapshot(runtime: Any, *, now: datetime | None = None, rejected: bool = True
         out["projections"] = projections
         since = (now or datetime.now(UTC)) - REJECTED_WINDOW
         out["rejected"] = rejected_since(config, since) if rejected else None
+        out["workers"] = workers(db) or []
     else:
         feeder = runtime.feeder
         faults = feeder.faults()
@@ -133,6 +135,7 @@ def snapshot(runtime: Any, *, now: datetime | None = None, rejected: bool = True
             for name, position in feeder.positions().items()
         ]
         out["rejected"] = None  # a refused CLI command records nothing and says so at once
+        out["workers"] = None
     out["clock"] = iso(clock) if clock else None
     out["due"] = due_next(db, clock)
     return out
@@ -182,27 +185,102 @@ def status_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
             add("rejected", "last hour", lag=0, detail="none")
         for code, count in state["rejected"].items():
             add("rejected", code, lag=count, detail="last hour")
+    for w in state.get("workers") or []:
+        last = f"; last {w['last_reconnect_at']}: {w['last_reason']}" if w["reconnects"] else ""
+        add("worker", w["worker"], lag=w["reconnects"],
+            detail=f"{w['state']} in {w['process']} since {w['updated_at']}{last}")  # fmt: skip
     add("clock", "ledger", detail=state["clock"] or "not started")
     due = state["due"]
     add("due", "next", lag=due["due_at_clock"], detail=due["next_at"] or "nothing scheduled")
     return rows
 
 
+WORKERS_DDL = (
+    "CREATE TABLE IF NOT EXISTS serve_workers (process TEXT NOT NULL, worker TEXT NOT NULL,"
+    " state TEXT NOT NULL, reconnects INTEGER NOT NULL, last_reason TEXT,"
+    " last_reconnect_at TEXT, updated_at TEXT NOT NULL, PRIMARY KEY (process, worker))"
+)
+
+
 @dataclass
 class Health:
-    """What each of serve's workers is doing now, for /readyz and the reconnect counts."""
+    """What each of serve's workers is doing now, for /readyz, and how often it had to
+    reconnect; `record` (if given) writes each worker's line to the read DB's serve_workers
+    table whenever a worker starts or stops, so `subledger status` sees it from outside."""
 
+    record: Any = None  # (worker, state, reconnects, last_reason, last_reconnect_at) -> None
     states: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (state, why)
+    reconnects: Counter[str] = field(default_factory=Counter)
+    last: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (why, when)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def running(self, name: str) -> None:
         with self.lock:
             self.states[name] = ("running", "")
+        self._write(name, "running")
 
     def backing_off(self, name: str, why: str) -> None:
         with self.lock:
             self.states[name] = ("reconnecting", why)
+            self.reconnects[name] += 1
+            self.last[name] = (why, iso(datetime.now(UTC)))
+
+    def stopped(self, name: str) -> None:
+        with self.lock:
+            self.states[name] = ("stopped", "")
+        self._write(name, "stopped")
 
     def not_ready(self) -> list[str]:
         with self.lock:
-            return [f"{n}: {why}" for n, (state, why) in self.states.items() if state != "running"]
+            return [
+                f"{n}: {why or state}"
+                for n, (state, why) in self.states.items()
+                if state != "running"
+            ]
+
+    def _write(self, name: str, state: str) -> None:
+        if self.record is None:
+            return
+        with self.lock:
+            why, when = self.last.get(name, (None, None))
+            count = self.reconnects[name]
+        with suppress(Exception):  # a status line never stops a worker (the store may be away)
+            self.record(name, state, count, why, when)
+
+
+def worker_recorder(read_db_url: str) -> Any:
+    """Writes serve_workers lines for this process (`host:pid`) on a short connection each."""
+    import os
+    import socket
+
+    from projections.db import ReadDB
+
+    process = f"{socket.gethostname()}:{os.getpid()}"
+
+    def record(worker: str, state: str, count: int, why: str | None, when: str | None) -> None:
+        db = ReadDB(read_db_url)
+        try:
+            db.execute(
+                "INSERT INTO serve_workers (process, worker, state, reconnects, last_reason,"
+                " last_reconnect_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (process, worker) DO UPDATE SET state = excluded.state,"
+                " reconnects = excluded.reconnects, last_reason = excluded.last_reason,"
+                " last_reconnect_at = excluded.last_reconnect_at,"
+                " updated_at = excluded.updated_at",
+                (process, worker, state, count, why, when, iso(datetime.now(UTC))),
+            )
+        finally:
+            db.close()
+
+    return record
+
+
+def workers(db: Any) -> list[dict[str, Any]] | None:
+    """serve's workers as they last wrote (None before any serve created the table)."""
+    try:
+        return db.query(
+            "SELECT process, worker, state, reconnects, last_reason, last_reconnect_at,"
+            " updated_at FROM serve_workers ORDER BY process, worker"
+        )
+    except Exception:
+        return None

@@ -30,7 +30,7 @@ from typing import Any
 from adapters import postgres
 from consumers import kafka as k
 from consumers.commands import CommandWorker
-from consumers.health import Health
+from consumers.health import WORKERS_DDL, Health, worker_recorder
 from consumers.projector import VERSIONS_DDL, ProjectionWorker
 from consumers.relay import Relay
 from domain.commands import AdvanceClock
@@ -188,6 +188,8 @@ def _guard(
                 health.running(name)
             try:
                 body(stop)
+                if health is not None:
+                    health.stopped(name)
                 return
             except Exception as exc:
                 if stop.is_set():
@@ -248,7 +250,7 @@ def _projection(config: Any, parts: Parts, projection: Projection) -> Body:
 def prepare(config: Any, parts: Parts) -> None:
     """Create every table once, before the workers start, one process at a time."""
     with parts.runtime() as runtime, parts.setup_lock():
-        runtime.db.script([VERSIONS_DDL])
+        runtime.db.script([VERSIONS_DDL, WORKERS_DDL])
         postgres.execute(config.event_store, postgres.RELAY_POSITION_DDL)
 
 
@@ -278,7 +280,7 @@ def serve(
             signal.signal(sig, lambda *_: stop.set())
     k.ensure_topics(config)
     prepare(config, parts)
-    health = Health()
+    health = Health(record=worker_recorder(config.read_db_url()))
     server = _metrics_server(metrics_address, parts, health) if metrics_address else None
     parts = _counting(parts) if server is not None else parts
     bodies: list[tuple[str, Body]] = []

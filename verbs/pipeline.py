@@ -216,8 +216,9 @@ STATUS_COLUMNS = ("section", "name", "partition", "position", "end", "lag", "det
 def status(app: App, fmt: str) -> None:
     """How the ledger is doing, at a glance: with Kafka, each commands partition's lag, the
     relay's lag, each projection's lag and stopped partitions (with the reason), rejected
-    commands in the last hour by code; always the store's head, the ledger clock and what
-    is due next. JSON keys: mode, head, commands, relay, projections, rejected, clock, due."""
+    commands in the last hour by code, each serve worker's state and reconnects; always the
+    store's head, the ledger clock and what is due next. JSON keys: mode, head, commands,
+    relay, projections, rejected, workers, clock, due."""
     from consumers.health import snapshot, status_rows
 
     app.warn_stuck = False  # a stopped projection is a row here

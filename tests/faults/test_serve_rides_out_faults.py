@@ -201,6 +201,11 @@ def test_serve_rides_out_a_postgresql_and_a_broker_restart(
         assert [row["lag"] for row in state["commands"]] == [0, 0, 0]
         assert sum(row["applied"] for row in state["commands"]) >= 1 + CUSTOMERS + 30
         assert state["relay"]["lag"] == 0 and state["rejected"] == {}
+        # the reconnects show in status too: each worker's line, written as it started again
+        lines = {w["worker"]: w for w in state["workers"]}
+        assert {"commands", "relay", "payments"} <= set(lines)
+        assert all(w["state"] == "running" for w in lines.values()), lines
+        assert lines["relay"]["reconnects"] >= 1 and "lost" in lines["relay"]["last_reason"]
     finally:
         upstream.close()
         if proc.poll() is None:

@@ -48,7 +48,10 @@ def test_a_worker_that_loses_postgresql_backs_off_and_runs_again(
         return real_wait(0)
 
     monkeypatch.setattr(stop, "wait", wait)
-    health, errors, calls = Health(), [], []
+    written: list[tuple] = []
+    health = Health(record=lambda *line: written.append(line))
+    errors: list[BaseException] = []
+    calls: list[dict] = []
     before = reconnects("postgresql"), reconnects("none")
 
     def body(stop: threading.Event) -> None:
@@ -68,7 +71,17 @@ def test_a_worker_that_loses_postgresql_backs_off_and_runs_again(
         assert 0.01 * 2**i / 2 <= pause <= 0.01 * 2**i
     assert reconnects("postgresql") == before[0] + 3
     assert reconnects("none") == before[1] + 1
-    assert health.not_ready() == []
+    # its line for `status`: written at each start, the last time as it stopped
+    assert [(w[0], w[1], w[2]) for w in written] == [
+        ("relay", "running", 0),
+        ("relay", "running", 1),
+        ("relay", "running", 2),
+        ("relay", "running", 3),
+        ("relay", "running", 4),
+        ("relay", "stopped", 4),
+    ]
+    assert written[-1][3] == "failed" and written[3][3] == "lost PostgreSQL"
+    assert health.not_ready() == ["relay: stopped"]
 
 
 def test_while_it_waits_the_worker_is_not_ready_and_says_why() -> None:
