@@ -24,6 +24,13 @@ from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from consumers import kafka as k
+from consumers.faults import (
+    FAILURES,
+    STOP_AFTER,
+    command_faults,
+    lost_dependency,
+    record_command_fault,
+)
 from domain.books.command_receipt import CommandReceipt
 from domain.identity import receipt_uuid
 from domain.pci import mask_card_numbers, mask_card_numbers_in_bytes
@@ -85,6 +92,12 @@ class CommandWorker:
         return self.ledger.recorder.max_tracking_id(tracking_name(self.topic, partition))
 
     def seek(self, tp: TopicPartition) -> None:
+        stopped = command_faults(self.config.event_store, self.topic).get(tp.partition)
+        if stopped is not None:  # until serve is started again
+            self.consumer.pause(tp)
+            log.warning("commands partition %s stays stopped at %s: %s", tp.partition,
+                        stopped["position"], stopped["reason"])  # fmt: skip
+            return
         last = self.stored(tp.partition)
         if last is None:
             self.consumer.seek_to_beginning(tp)
@@ -162,6 +175,10 @@ class CommandWorker:
             log.warning("offset %s of %s already recorded; re-seeking", end, tp)
             self.seek(tp)
             return 0
+        except Exception as exc:
+            if lost_dependency(exc) is not None:
+                raise  # a fault: the worker starts again and redoes this batch
+            return self._failed(tp, messages[0].offset, exc)
         log.debug(
             "%s@%s..%s: %d applied, %d rejected",
             tp,
@@ -178,6 +195,27 @@ class CommandWorker:
         except Exception as exc:  # only for lag visibility; the ledger holds the truth
             log.info("offset commit to Kafka failed (harmless): %s", exc)
         return len(messages)
+
+    def _failed(self, tp: TopicPartition, first: int, exc: Exception) -> int:
+        """The same batch failed (a bug, not a lost service): raise so the worker starts
+        again and tries it again, until it has failed STOP_AFTER times; then stop this
+        partition there, with the reason, and go on with the others."""
+        key = (self.topic, tp.partition, first)
+        FAILURES[key] += 1
+        if FAILURES[key] < STOP_AFTER:
+            raise exc
+        reason = one_line(mask_card_numbers(f"{type(exc).__name__}: {exc}"))
+        record_command_fault(self.config.event_store, self.topic, tp.partition, first, reason)
+        self.consumer.pause(tp)
+        log.error(
+            "commands partition %s stopped at offset %s after %s failures: %s"
+            " (fix it, then start serve again)",
+            tp.partition,
+            first,
+            STOP_AFTER,
+            reason,
+        )
+        return 0
 
     def _count(self, results: list[Any], bad: list[Any], forbidden: list[Any], took: float) -> None:
         m = self.metrics

@@ -28,14 +28,24 @@ REJECTED_SCAN_LIMIT = 100_000  # messages read from the rejected topic at most
 
 
 def commands_lag(config: Any, ledger: Any) -> list[dict[str, Any]]:
-    """Per partition of the commands topic: its end, what the ledger recorded, the lag."""
+    """Per partition of the commands topic: its end, what the ledger recorded, the lag, and
+    where it stopped if a bug stopped it (consumers/faults.py)."""
+    from consumers.faults import command_faults
+
     rows = []
     ends = k.end_offsets(config, config.commands_topic, "subledger-status")
+    stopped = command_faults(config.event_store, config.commands_topic)
     for tp, end in sorted(ends.items(), key=lambda item: item[0].partition):
         last = ledger.recorder.max_tracking_id(tracking_name(config.commands_topic, tp.partition))
         applied = 0 if last is None else last + 1
         rows.append(
-            {"partition": tp.partition, "applied": applied, "end": end, "lag": end - applied}
+            {
+                "partition": tp.partition,
+                "applied": applied,
+                "end": end,
+                "lag": end - applied,
+                "stopped": stopped.get(tp.partition),
+            }
         )
     return rows
 
@@ -166,8 +176,10 @@ def status_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
 
     add("store", "head", position=state["head"], detail=state["mode"])
     for row in state["commands"] or []:
+        stop = row.get("stopped")
+        detail = f"STOPPED at {stop['position']}: {stop['reason']}" if stop else ""
         add("commands", "ledger", row["partition"], position=row["applied"], end=row["end"],
-            lag=row["lag"])  # fmt: skip
+            lag=row["lag"], detail=detail)  # fmt: skip
     if state["relay"] is not None:
         relay = state["relay"]
         add("relay", "events", position=relay["published"], end=relay["head"], lag=relay["lag"])

@@ -122,6 +122,8 @@ class StoreCollector(Collector):
             " in `subledger status`).",
             labels=["worker", "partition"],
         )
+        for row in state["commands"] or []:
+            stopped.add_metric(["commands", str(row["partition"])], 1 if row["stopped"] else 0)
         for row in state["projections"]:
             partition = "" if row["partition"] is None else str(row["partition"])
             lag.add_metric([row["projection"], partition], row["lag"])

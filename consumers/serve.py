@@ -30,6 +30,7 @@ from typing import Any
 from adapters import postgres
 from consumers import kafka as k
 from consumers.commands import CommandWorker
+from consumers.faults import COMMAND_FAULTS_DDL, lost_dependency
 from consumers.health import WORKERS_DDL, Health, worker_recorder
 from consumers.projector import VERSIONS_DDL, ProjectionWorker
 from consumers.relay import Relay
@@ -143,26 +144,6 @@ RETRY_CAP_S = 30.0
 HEALTHY_S = 60.0
 
 
-def lost_dependency(exc: BaseException) -> str | None:
-    """'PostgreSQL', 'Kafka' or 'network' when `exc` (or what caused it) says a service was
-    lost or could not be reached: a fault to ride out, not a bug."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        kind = f"{type(current).__module__}.{type(current).__name__}"
-        if kind.startswith(("psycopg", "eventsourcing.persistence")) and kind.endswith(
-            ("OperationalError", "InterfaceError", "PoolTimeout", "PoolClosed")
-        ):
-            return "PostgreSQL"
-        if kind.startswith("kafka.errors."):
-            return "Kafka"
-        if isinstance(current, ConnectionError | TimeoutError):
-            return "network"
-        current = current.__cause__ or current.__context__
-    return None
-
-
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:300]
@@ -251,7 +232,13 @@ def prepare(config: Any, parts: Parts) -> None:
     """Create every table once, before the workers start, one process at a time."""
     with parts.runtime() as runtime, parts.setup_lock():
         runtime.db.script([VERSIONS_DDL, WORKERS_DDL])
-        postgres.execute(config.event_store, postgres.RELAY_POSITION_DDL)
+        # a restart tries the stopped commands partitions again (after a fix is deployed)
+        postgres.execute(
+            config.event_store,
+            postgres.RELAY_POSITION_DDL,
+            COMMAND_FAULTS_DDL,
+            "DELETE FROM subledger_command_faults",
+        )
 
 
 def serve(
