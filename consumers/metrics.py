@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -84,8 +85,13 @@ class StoreCollector(Collector):
         self._state: dict[str, Any] | None = None
         self.error: str | None = None
 
-    def state(self) -> dict[str, Any] | None:
-        with self._lock:
+    def state(self, wait: bool = True) -> dict[str, Any] | None:
+        """The last snapshot, taken again when older than `max_age_s`; with `wait` False,
+        the last one as it is while another request is taking a new one (a store that is
+        away can take its driver's whole connect timeout to say so)."""
+        if not self._lock.acquire(blocking=wait):
+            return self._state
+        try:
             if self._state is None or time.monotonic() - self._taken > self.max_age_s:
                 try:
                     self._state, self.error = self.snapshot(), None
@@ -93,6 +99,8 @@ class StoreCollector(Collector):
                     self._state, self.error = None, " ".join(str(exc).split())[:200]
                 self._taken = time.monotonic()
             return self._state
+        finally:
+            self._lock.release()
 
     def collect(self) -> Iterable[Metric]:
         state = self.state()
@@ -164,8 +172,16 @@ def app(not_ready: Callable[[], list[str]]) -> Callable[..., Any]:
     return route
 
 
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    """A request each in a thread of its own: /healthz never waits behind a slow scrape."""
+
+    daemon_threads = True
+
+
 def start_server(host: str, port: int, wsgi_app: Callable[..., Any]) -> WSGIServer:
     """Serve `wsgi_app` on host:port from a daemon thread; OSError if the port is taken."""
-    server = make_server(host, port, wsgi_app, handler_class=_Quiet)
+    server = make_server(
+        host, port, wsgi_app, server_class=_ThreadingWSGIServer, handler_class=_Quiet
+    )
     threading.Thread(target=server.serve_forever, name="subledger-metrics", daemon=True).start()
     return server

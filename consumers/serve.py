@@ -376,7 +376,7 @@ def _metrics_server(address: tuple[str, int], parts: Parts, health: Health) -> A
 
     def not_ready() -> list[str]:
         reasons = health.not_ready()
-        if collector.state() is None:
+        if collector.state(wait=False) is None:
             reasons.append(f"stores or Kafka did not answer: {collector.error}")
         return reasons
 
