@@ -127,7 +127,7 @@ def snapshot(runtime: Any, *, now: datetime | None = None, rejected: bool = True
         out["projections"] = projections
         since = (now or datetime.now(UTC)) - REJECTED_WINDOW
         out["rejected"] = rejected_since(config, since) if rejected else None
-        out["workers"] = workers(db) or []
+        out["workers"] = workers(db)
     else:
         feeder = runtime.feeder
         faults = feeder.faults()
@@ -207,13 +207,6 @@ def status_rows(state: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-WORKERS_DDL = (
-    "CREATE TABLE IF NOT EXISTS serve_workers (process TEXT NOT NULL, worker TEXT NOT NULL,"
-    " state TEXT NOT NULL, reconnects INTEGER NOT NULL, last_reason TEXT,"
-    " last_reconnect_at TEXT, updated_at TEXT NOT NULL, PRIMARY KEY (process, worker))"
-)
-
-
 @dataclass
 class Health:
     """What each of serve's workers is doing now, for /readyz, and how often it had to
@@ -287,12 +280,9 @@ def worker_recorder(read_db_url: str) -> Any:
     return record
 
 
-def workers(db: Any) -> list[dict[str, Any]] | None:
-    """serve's workers as they last wrote (None before any serve created the table)."""
-    try:
-        return db.query(
-            "SELECT process, worker, state, reconnects, last_reason, last_reconnect_at,"
-            " updated_at FROM serve_workers ORDER BY process, worker"
-        )
-    except Exception:
-        return None
+def workers(db: Any) -> list[dict[str, Any]]:
+    """serve's workers as they last wrote their line (the table comes with the read models)."""
+    return db.query(
+        "SELECT process, worker, state, reconnects, last_reason, last_reconnect_at,"
+        " updated_at FROM serve_workers ORDER BY process, worker"
+    )

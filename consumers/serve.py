@@ -29,9 +29,9 @@ from typing import Any
 
 from adapters import postgres
 from consumers import kafka as k
-from consumers.commands import CommandWorker
+from consumers.commands import CommandWorker, one_line
 from consumers.faults import COMMAND_FAULTS_DDL, lost_dependency
-from consumers.health import WORKERS_DDL, Health, worker_recorder
+from consumers.health import Health, worker_recorder
 from consumers.projector import VERSIONS_DDL, ProjectionWorker
 from consumers.relay import Relay
 from domain.commands import AdvanceClock
@@ -144,11 +144,6 @@ RETRY_CAP_S = 30.0
 HEALTHY_S = 60.0
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:300]
-
-
 def _guard(
     name: str,
     body: Body,
@@ -184,7 +179,7 @@ def _guard(
                         "worker %s lost %s (%s); reconnecting in %.1f s",
                         name,
                         dependency,
-                        _one_line(exc),
+                        (one_line(str(exc)) or type(exc).__name__)[:300],
                         pause,
                     )
                 else:
@@ -231,7 +226,7 @@ def _projection(config: Any, parts: Parts, projection: Projection) -> Body:
 def prepare(config: Any, parts: Parts) -> None:
     """Create every table once, before the workers start, one process at a time."""
     with parts.runtime() as runtime, parts.setup_lock():
-        runtime.db.script([VERSIONS_DDL, WORKERS_DDL])
+        runtime.db.script([VERSIONS_DDL])
         # a restart tries the stopped commands partitions again (after a fix is deployed)
         postgres.execute(
             config.event_store,
@@ -252,7 +247,8 @@ def serve(
     install_signals: bool = True,
     metrics_address: tuple[str, int] | None = None,
 ) -> int:
-    """Run the workers until SIGTERM/SIGINT (or `stop`); returns 0, or 1 if one failed."""
+    """Run the workers until SIGTERM/SIGINT (or `stop`); a worker that fails starts again
+    (`_guard`). Returns 0, or 1 if the interpreter itself stopped a worker."""
     known = WORKERS
     unknown = set(workers) - set(known)
     if unknown:
@@ -386,13 +382,14 @@ def _metrics_server(address: tuple[str, int], parts: Parts, health: Health) -> A
         metrics.REGISTRY.unregister(collector)
         raise ValueError(f"--metrics-port {address[1]} on {address[0]}: {exc.strerror}") from None
     log.info("metrics on http://%s:%s/metrics (and /healthz, /readyz)", *address)
-    return _Server(server, collector)
+    return _Server(server, collector, held)
 
 
 class _Server:
-    def __init__(self, server: Any, collector: Any) -> None:
+    def __init__(self, server: Any, collector: Any, held: list[Any]) -> None:
         self.server = server
         self.collector = collector
+        self.held = held  # the snapshot's runtime, if open
 
     def shutdown(self) -> None:
         from consumers import metrics
@@ -400,3 +397,6 @@ class _Server:
         self.server.shutdown()
         self.server.server_close()
         metrics.REGISTRY.unregister(self.collector)
+        while self.held:
+            with suppress(Exception):
+                self.held.pop().close()

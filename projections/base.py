@@ -21,6 +21,13 @@ FAULTS_DDL = (
     " PRIMARY KEY (projection, source))"
 )
 
+# serve's workers, each process's line (consumers/health.py writes it, `status` reads it)
+WORKERS_DDL = (
+    "CREATE TABLE IF NOT EXISTS serve_workers (process TEXT NOT NULL, worker TEXT NOT NULL,"
+    " state TEXT NOT NULL, reconnects INTEGER NOT NULL, last_reason TEXT,"
+    " last_reconnect_at TEXT, updated_at TEXT NOT NULL, PRIMARY KEY (process, worker))"
+)
+
 
 def ts(at: datetime | None) -> str | None:
     """Stored times: ISO 8601 UTC to the second, so they sort as text in SQLite and PG."""
@@ -42,7 +49,7 @@ class Projection:
     tables: ClassVar[dict[str, str]]  # table name -> CREATE TABLE statement
 
     def create(self, db: ReadDB) -> None:
-        db.script([*self.tables.values(), POSITIONS_DDL, FAULTS_DDL])
+        db.script([*self.tables.values(), POSITIONS_DDL, FAULTS_DDL, WORKERS_DDL])
 
     def drop(self, db: ReadDB) -> None:
         with db.transaction():

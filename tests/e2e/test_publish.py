@@ -121,3 +121,17 @@ def test_publish_and_wait_reports_what_the_ledger_did(env, tmp_path: Path) -> No
     finally:
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(120) == 0, (tmp_path / "serve.log").read_text()
+
+
+def test_status_before_serve_ever_ran_says_nothing_is_behind(env: dict[str, str]) -> None:
+    """A Kafka-mode book nobody served yet: every figure zero, nothing stopped, no worker."""
+    state = json.loads(run(env, "status", "--format", "json").stdout)
+    assert state["mode"] == "kafka" and state["head"] == 0
+    assert [(r["partition"], r["lag"], r["stopped"]) for r in state["commands"]] == [
+        (0, 0, None),
+        (1, 0, None),
+        (2, 0, None),
+    ]
+    assert state["relay"] == {"published": 0, "head": 0, "lag": 0}
+    assert (state["rejected"], state["workers"], state["clock"]) == ({}, [], None)
+    assert all(p["lag"] == 0 and p["stopped"] is None for p in state["projections"])
