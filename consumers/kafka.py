@@ -32,6 +32,7 @@ _Client = TypeVar("_Client")
 
 # Short enough that a killed worker's partitions move on within seconds, long enough for CI.
 SESSION_TIMEOUT_MS = 10_000
+JOIN_STUCK_S = 3 * SESSION_TIMEOUT_MS / 1000  # a join still unfinished after this: start over
 HEARTBEAT_MS = 2_000
 CLOSE_TIMEOUT_MS = 5_000  # leaving a group we may no longer be in must not hang a worker
 
@@ -296,6 +297,7 @@ class GroupMember:
         self._seek = seek
         self.name = name
         self.rejoins = 0
+        self._joining_since: float | None = None
         self.consumer = self._join()
 
     def _join(self) -> KafkaConsumer:
@@ -340,15 +342,24 @@ class GroupMember:
         coordinator = self.consumer._coordinator
         if coordinator.need_rejoin():  # kafka-python (re)joins on this very poll
             return None
+        if not coordinator.stable():
+            # joining (a fresh consumer, a rebalance under way): heartbeats restart once it
+            # has joined, so their silence says nothing yet; a join that never ends does
+            now = time.monotonic()
+            self._joining_since = self._joining_since or now
+            waited = now - self._joining_since
+            return waited if waited > JOIN_STUCK_S else None
+        self._joining_since = None
         beat = coordinator.heartbeat
         silent = time.monotonic() - max(beat.last_receive, beat.last_reset)
         return silent if silent > SESSION_TIMEOUT_MS / 1000 else None
 
     def rejoin(self, silent: float) -> None:
         """Leave what is left of the old membership and join again with a fresh consumer."""
+        self._joining_since = None
         log.warning(
-            "%s: no heartbeat answered for %.0f s, so the broker dropped this member of"
-            " group %s; rejoining with a fresh consumer",
+            "%s: no heartbeat answered (or no join finished) for %.0f s, so the broker"
+            " dropped this member of group %s; rejoining with a fresh consumer",
             self.name,
             silent,
             self.consumer.config["group_id"],
@@ -371,10 +382,11 @@ def _check_internals(client: KafkaConsumer) -> None:
     beat = getattr(coordinator, "heartbeat", None)
     if not (
         callable(getattr(coordinator, "need_rejoin", None))
+        and callable(getattr(coordinator, "stable", None))
         and hasattr(beat, "last_receive")
         and hasattr(beat, "last_reset")
     ):
         raise RuntimeError(
-            "this kafka-python has no coordinator.heartbeat/need_rejoin: install the version"
+            "this kafka-python has no coordinator.heartbeat/need_rejoin/stable: install the version"
             " pyproject.toml pins"
         )
