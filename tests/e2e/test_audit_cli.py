@@ -7,29 +7,11 @@ import csv
 import io
 import json
 import sqlite3
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cli import SUBLEDGER, user_env
-
-
-def runner(data_dir: Path, env: dict[str, str]) -> Any:
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-        proc = subprocess.run(
-            [SUBLEDGER, "--data-dir", str(data_dir), *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-            stdin=subprocess.DEVNULL,
-        )
-        if check:
-            assert proc.returncode == 0, f"{args}: {proc.stderr}"
-        return proc
-
-    return run
+from test_cli import runner, user_env
 
 
 def small_book(run: Any) -> None:

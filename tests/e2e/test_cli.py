@@ -43,13 +43,15 @@ def user_env() -> dict[str, str]:
     return env
 
 
-def runner(data_dir: Path) -> Run:
+def runner(data_dir: Path, env: dict[str, str] | None = None) -> Run:
+    """`run(*args)`: the CLI on `data_dir` in a user's environment (or `env`), exit 0 checked."""
+
     def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
         proc = subprocess.run(
             [SUBLEDGER, "--data-dir", str(data_dir), *args],
             capture_output=True,
             text=True,
-            env=user_env(),
+            env=env if env is not None else user_env(),
             timeout=120,
             stdin=subprocess.DEVNULL,
         )
