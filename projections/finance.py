@@ -1,7 +1,7 @@
 """Finance figures over the read models: revenue recognised and deferred, cohorts by revenue,
 upcoming renewals. Every figure keyed by currency, in integer minor units.
 
-Recognition follows `domain.recognition` (README, "Revenue recognition"): invoice lines net
+Recognition follows `domain.recognition` (README, "Finance figures"): invoice lines net
 of tax, and credit note lines negated, each earned ratably over its service period by the
 second. Write-offs do not un-recognise revenue: they are bad debt (`report revenue`'s
 `written_off`).

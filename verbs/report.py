@@ -124,7 +124,7 @@ def report_revenue(app: App, start, end, fmt) -> None:
 
     \b
     recognised:      invoice lines net of tax, less credit notes, earned ratably over their
-                     service period by the second (README: "Revenue recognition").
+                     service period by the second (README: "Finance figures").
     deferred_at_end: billed (net) by --to and not yet recognised at --to.
     written_off:     bad debt (invoices marked uncollectible): it does not un-recognise.
     """
