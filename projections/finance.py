@@ -10,6 +10,7 @@ second. Write-offs do not un-recognise revenue: they are bad debt (`report reven
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -66,6 +67,7 @@ def recognition(db: ReadDB, start: datetime, end: datetime) -> dict[str, dict[st
     """Per currency: revenue recognised in [start, end), by UTC month (the window's part of
     each), and the deferred balance at `end`."""
     window = months(start, end)
+    starts = [a for _, a, _ in window]
     out: dict[str, dict[str, Any]] = {}
     for currency, _, item in items(db, end):
         figures = out.setdefault(
@@ -81,7 +83,10 @@ def recognition(db: ReadDB, start: datetime, end: datetime) -> dict[str, dict[st
         figures["deferred_at_end"] += item.amount - at_end
         if item.doc_time >= end or at_end == item.cumulative(start):
             continue  # nothing recognised in the window (every month's share is 0)
-        for key, a, b in window:
+        # only the months from the first instant it may earn (S or D) to its last (E or D)
+        first = bisect_right(starts, min(item.start, item.doc_time)) - 1
+        last = bisect_right(starts, max(item.end, item.doc_time, item.start))
+        for key, a, b in window[max(first, 0) : last]:
             figures["months"][key]["recognised"] += item.cumulative(b) - item.cumulative(a)
     return dict(sorted(out.items()))
 
