@@ -163,15 +163,18 @@ def report_deferred(app: App, at_, invoices, fmt) -> None:
 def report_renewals(app: App, within, at_, fmt) -> None:
     """Paying subscriptions, not cancelling, whose period ends in [at, at + within].
 
-    amount: the next recurring invoice before tax and coupons (the plan's current price for
-    the quantity). JSON: {"renewals": [...], "totals": {currency: {"renewals", "amount"}}};
-    the table ends with a total per currency; CSV is one row a renewal.
+    amount: the next recurring invoice before tax: the price it renews at (its own price
+    version, or the one a price change moves it to) for the quantity, less its coupon.
+    JSON: {"renewals": [...], "totals": {currency: {"renewals", "amount"}}}; the table ends
+    with a total per currency; CSV is one row a renewal.
     """
     from projections import finance
 
     span = parse_span(within)
     at = parse_time(at_, "--at") or app.now()
-    rows = finance.renewals(app.runtime.db, at, span)
+    rows = finance.renewals(
+        app.runtime.db, at, span, price=finance.ledger_pricer(app.runtime.ledger)
+    )
     totals = finance.renewal_totals(rows)
     if fmt == "json":
         show({"renewals": rows, "totals": totals}, fmt)
