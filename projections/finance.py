@@ -82,7 +82,7 @@ def recognition(db: ReadDB, start: datetime, end: datetime) -> dict[str, dict[st
         at_end = item.cumulative(end)
         figures["recognised"] += at_end - item.cumulative(start)
         figures["deferred_at_end"] += item.amount - at_end
-        if item.doc_time >= end or at_end == item.cumulative(start):
+        if item.doc_time > end or at_end == item.cumulative(start):
             continue  # nothing recognised in the window (every month's share is 0)
         # only the months from the first instant it may earn (S or D) to its last (E or D)
         first = bisect_right(starts, min(item.start, item.doc_time)) - 1
