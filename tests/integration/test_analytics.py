@@ -17,6 +17,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from projections import analytics
+from domain.recognition import next_month, schedule
+from projections import analytics, finance
 from projections.billing import BillingProjection
 from projections.db import ReadDB
 from projections.metrics import MetricsProjection
@@ -431,6 +433,36 @@ def test_revenue_schedule_sums_to_the_lines_net_of_tax_and_credit_notes(book: Bo
         assert recognised == billed
 
 
+def test_revenue_schedule_months_equal_the_python_rule(book: Book) -> None:
+    """The SQL and the Python (domain/recognition.py, projections/finance.py) implement one
+    rule: each month's sum per currency to the cent, through both ways of reading the items."""
+    for db in book.both():
+        sql_months: dict[tuple[str, str], int] = defaultdict(int)
+        for r in view(db, "revenue_schedule"):
+            sql_months[r["currency"], r["month"]] += r["amount"]
+        python_months: dict[tuple[str, str], int] = defaultdict(int)
+        for currency, _, item in finance.items(db):
+            for month, amount in schedule(item):
+                python_months[currency, month] += amount
+        assert dict(sql_months) == dict(python_months), db.kind
+        for month in sorted({m for _, m in sql_months}):
+            start = datetime.fromisoformat(f"{month}-01T00:00:00+00:00")
+            window = finance.recognition(db, start, next_month(start))
+            for currency, figures in window.items():
+                assert figures["recognised"] == sql_months.get((currency, month), 0), month
+
+
+def test_the_deferred_revenue_example_equals_finance_deferred(book: Book) -> None:
+    [query] = [q for q in examples() if "AS deferred" in q]
+    for db in book.both():
+        answer = db.query(query.replace("analytics.", analytics.view_name(db, "")))
+        at = datetime.fromisoformat(answer[0]["deferred_at"].replace("Z", "+00:00"))
+        python = finance.deferred(db, at)
+        assert {r["currency"]: (int(r["billed_net"]), int(r["deferred"])) for r in answer} == {
+            c: (f["billed_net"], f["deferred"]) for c, f in python.items()
+        }
+
+
 def test_churn_months_match_report_churn(book: Book) -> None:
     months = view(book.pg, "churn", "WHERE customers_churned > 0 OR churned_mrr > 0")
     assert months
@@ -584,6 +616,14 @@ def test_the_revenue_schedule_of_a_mid_period_upgrade_by_hand(empty_db: ReadDB) 
         "2024-02-15T12:00:00Z",
         "INV-1",
     )
+    by_month: dict[str, int] = defaultdict(int)
+    for (_, _, month), amount in got.items():
+        by_month[month] += amount
+    python: dict[str, int] = defaultdict(int)
+    for _, _, item in finance.items(db):
+        for month, amount in schedule(item):
+            python[month] += amount
+    assert python == by_month  # and so does the Python rule
     negative = {k: -v for k, v in got.items() if k[0] == "INV-1"}
     db.execute("UPDATE invoice_lines SET amount = -amount WHERE number = 'INV-1'")
     mirrored = {
