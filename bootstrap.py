@@ -30,6 +30,7 @@ from domain.policy import Policy
 from domain.ports import KeyStore, PaymentGateway
 from domain.subscription.schedule import ReminderLeads
 from domain.vault import Vault
+from projections.analytics import create_views
 from projections.base import Projection
 from projections.billing import BillingProjection, BillingSchedule
 from projections.db import ReadDB
@@ -291,6 +292,7 @@ class Runtime:
         self.projections = projections()
         for projection in self.projections:
             projection.create(self.db)
+        create_views(self.db)  # the analysts' views over them, both modes (projections/analytics)
         self.schedule = BillingSchedule(self.db, leads=config.settings().reminders)
         self.ledger = Ledger(
             config.ledger_env(),

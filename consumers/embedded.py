@@ -21,6 +21,7 @@ from uuid import UUID
 
 from domain.errors import LedgerError
 from domain.pci import mask_card_numbers
+from projections.analytics import create_views
 from projections.base import Projection, get_faults, get_positions, record_fault, set_position
 from projections.db import ReadDB
 from schemas.records import EventRecord, to_record
@@ -228,8 +229,9 @@ class LogFeeder:
         """
         with self.db.transaction():  # other processes never see it half dropped
             self.db.serialise(LOCK)
-            projection.drop(self.db)
+            projection.drop(self.db)  # and the analysts' views, which read its tables
             projection.create(self.db)
+            create_views(self.db)
         feeder = LogFeeder(self.ledger, self.db, [projection], self.batch_size)
         applied = feeder.catch_up(progress)
         feeder.require(projection.name)

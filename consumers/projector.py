@@ -28,6 +28,7 @@ from adapters import postgres
 from consumers import kafka as k
 from consumers.embedded import LogFeeder, one_line
 from consumers.relay import relay_position
+from projections.analytics import create_views
 from projections.base import (
     Projection,
     get_faults,
@@ -337,8 +338,9 @@ def rebuild_from_store(
     """
     ends = k.end_offsets(config, config.events_topic, "subledger-rebuild")
     versions = _Versions(projection.name)
-    projection.drop(db)
+    projection.drop(db)  # and the analysts' views, which read its tables
     projection.create(db)
+    create_views(db)
     with db.transaction():
         db.execute(VERSIONS_DDL)
         db.execute("DELETE FROM projection_versions WHERE projection = ?", (projection.name,))

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from projections.analytics import drop_views
 from projections.db import ReadDB
 from schemas.records import EventRecord
 
@@ -52,7 +53,10 @@ class Projection:
         db.script([*self.tables.values(), POSITIONS_DDL, FAULTS_DDL, WORKERS_DDL])
 
     def drop(self, db: ReadDB) -> None:
+        """Drop the tables, and the analysts' views over them (`create_views` makes them again
+        once every table is back: PostgreSQL drops no table a view reads)."""
         with db.transaction():
+            drop_views(db)
             for table in self.tables:
                 db.execute(f"DROP TABLE IF EXISTS {table}")
             db.execute(POSITIONS_DDL)
