@@ -2,10 +2,12 @@
 
 The rule finance and the analysts' SQL share (README, "Finance figures"): an item is an
 amount A (signed, minor units, net of tax) billed at document time D for the service period
-[S, E). By instant T it has recognised nothing before D, nothing up to S, all of A from E on,
+[S, E). Before instant T (half-open, like every window here: what happens at T belongs to
+what starts at T) it has recognised nothing up to D, nothing up to S, all of A from E on,
 and in between A x (T - S) / (E - S) in whole seconds, truncated toward zero so a credit
-mirrors a charge. A zero-length period is recognised at once from S (and D). Each item's
-monthly schedule telescopes from these cumulative figures, so it sums to A exactly.
+mirrors a charge. A zero-length period is recognised at once, just after S (and D): a credit
+note issued at 1 August 00:00 is August's. Each item's monthly schedule telescopes from these
+cumulative figures, so it sums to A exactly.
 """
 
 from __future__ import annotations
@@ -34,13 +36,13 @@ class Item:
 def cumulative(
     amount: int, start: datetime, end: datetime, doc_time: datetime, at: datetime
 ) -> int:
-    """What the item has recognised by instant `at` (see the module's docstring)."""
+    """What the item has recognised before instant `at` (see the module's docstring)."""
     for value, what in ((start, "start"), (end, "end"), (doc_time, "doc_time"), (at, "at")):
         require_utc(value, what)
-    if at < doc_time:
+    if at <= doc_time:
         return 0
     if end <= start:
-        return amount if at >= start else 0
+        return amount if at > start else 0
     if at <= start:
         return 0
     if at >= end:
@@ -102,15 +104,15 @@ def schedule(item: Item) -> list[tuple[str, int]]:
 
 
 def recognised(items: list[Item], at: datetime) -> int:
-    """Recognised by instant `at`, over all items."""
+    """Recognised before instant `at`, over all items."""
     return sum(item.cumulative(at) for item in items)
 
 
 def billed_net(items: list[Item], at: datetime) -> int:
-    """Billed (net of tax and credit notes) by `at`: the items issued by then."""
-    return sum(item.amount for item in items if item.doc_time <= at)
+    """Billed (net of tax and credit notes) before `at`: the items issued before then."""
+    return sum(item.amount for item in items if item.doc_time < at)
 
 
 def deferred(items: list[Item], at: datetime) -> int:
-    """Billed by `at` and not yet recognised: the deferred revenue balance."""
-    return sum(item.amount - item.cumulative(at) for item in items if item.doc_time <= at)
+    """Billed before `at` and not yet recognised: the deferred revenue balance."""
+    return sum(item.amount - item.cumulative(at) for item in items if item.doc_time < at)

@@ -327,9 +327,8 @@ def revenue_schedule(d: Dialect) -> str:
     # the first and last instants at which the item's cumulative figure can change
     spans = (
         "spans AS (SELECT timed.*,"
-        f" CASE WHEN e_s > s_s THEN {larger('d_s', 's_s + 1')} ELSE {larger('d_s', 's_s')} END"
-        " AS first_s,"
-        f" CASE WHEN e_s > s_s THEN {larger('e_s', 'd_s')} ELSE {larger('d_s', 's_s')} END"
+        f" {larger('d_s', 's_s')} + 1 AS first_s,"
+        f" CASE WHEN e_s > s_s THEN {larger('e_s', 'd_s + 1')} ELSE {larger('d_s', 's_s')} + 1 END"
         " AS last_s FROM timed)"
     )
     first = f"SELECT MIN({d.month_of_epoch.format(x='first_s - 1')}) FROM spans"
@@ -342,8 +341,8 @@ def revenue_schedule(d: Dialect) -> str:
 
     def cum(at: str) -> str:
         return (
-            f"CASE WHEN {at} < s.d_s THEN 0"
-            f" WHEN s.e_s <= s.s_s THEN CASE WHEN {at} >= s.s_s THEN s.line_amount ELSE 0 END"
+            f"CASE WHEN {at} <= s.d_s THEN 0"
+            f" WHEN s.e_s <= s.s_s THEN CASE WHEN {at} > s.s_s THEN s.line_amount ELSE 0 END"
             f" WHEN {at} <= s.s_s THEN 0 WHEN {at} >= s.e_s THEN s.line_amount"
             f" ELSE {d.muldiv.format(a='s.line_amount', b=f'{at} - s.s_s', c='s.e_s - s.s_s')}"
             " END"

@@ -33,7 +33,7 @@ def parse_ts(text: str) -> datetime:
 
 
 def items(db: ReadDB, until: datetime | None = None) -> list[tuple[str, str, Item]]:
-    """(currency, invoice number, item) for every recognisable line issued by `until`:
+    """(currency, invoice number, item) for every recognisable line issued before `until`:
     invoice lines but tax, and credit note lines but tax (negated, on the credited invoice)."""
     limit = ts(until) if until else "9999-12-31T23:59:59Z"
     out: list[tuple[str, str, Item]] = []
@@ -41,7 +41,7 @@ def items(db: ReadDB, until: datetime | None = None) -> list[tuple[str, str, Ite
         "SELECT i.currency, i.number, i.issued_at, i.period_start AS i_start,"
         " i.period_end AS i_end, l.amount, l.period_start, l.period_end"
         " FROM invoice_lines l JOIN invoices i ON i.number = l.number"
-        " WHERE l.kind <> ? AND i.issued_at <= ? ORDER BY i.number, l.line_no",
+        " WHERE l.kind <> ? AND i.issued_at < ? ORDER BY i.number, l.line_no",
         (TAX, limit),
     ):
         own = row["period_start"] is not None and row["period_end"] is not None
@@ -53,7 +53,7 @@ def items(db: ReadDB, until: datetime | None = None) -> list[tuple[str, str, Ite
         "SELECT n.currency, n.invoice_number, n.issued_at, i.period_start, i.period_end,"
         " l.amount FROM credit_note_lines l JOIN credit_notes n ON n.number = l.number"
         " JOIN invoices i ON i.number = n.invoice_number"
-        " WHERE l.kind <> ? AND n.issued_at <= ? ORDER BY n.number, l.line_no",
+        " WHERE l.kind <> ? AND n.issued_at < ? ORDER BY n.number, l.line_no",
         (TAX, limit),
     ):
         doc = parse_ts(row["issued_at"])
@@ -82,7 +82,7 @@ def recognition(db: ReadDB, start: datetime, end: datetime) -> dict[str, dict[st
         at_end = item.cumulative(end)
         figures["recognised"] += at_end - item.cumulative(start)
         figures["deferred_at_end"] += item.amount - at_end
-        if item.doc_time > end or at_end == item.cumulative(start):
+        if item.doc_time >= end or at_end == item.cumulative(start):
             continue  # nothing recognised in the window (every month's share is 0)
         # only the months from the first instant it may earn (S or D) to its last (E or D)
         first = bisect_right(starts, min(item.start, item.doc_time)) - 1
@@ -93,7 +93,8 @@ def recognition(db: ReadDB, start: datetime, end: datetime) -> dict[str, dict[st
 
 
 def deferred(db: ReadDB, at: datetime) -> dict[str, dict[str, int]]:
-    """Per currency at instant `at`: billed net of tax and credit notes, recognised, deferred
+    """Per currency at instant `at` (before anything dated `at`, as a window ending there):
+    billed net of tax and credit notes, recognised, deferred
     (billed_net = recognised + deferred)."""
     out: dict[str, dict[str, int]] = {}
     for currency, _, item in items(db, at):
@@ -119,7 +120,7 @@ def deferred_invoices(db: ReadDB, at: datetime) -> list[dict[str, Any]]:
         r["number"]: r
         for r in db.query(
             "SELECT number, customer_id, issued_at, period_start, period_end FROM invoices"
-            " WHERE issued_at <= ?",
+            " WHERE issued_at < ?",
             (ts(at),),
         )
     }

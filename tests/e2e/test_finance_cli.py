@@ -40,13 +40,14 @@ def test_revenue_recognised_and_deferred_at_the_windows_end(book: Run) -> None:
     revenue = as_json(book("report", "revenue", *WINDOW, "--format", "json"))
     # USD in January: ada 3000 + 1549 (the upgrade's lines), bob 3000 net of tax less the
     # credit note's 1000 (its tax is not revenue): 6549, all of it served by February 1st.
-    # February's renewal (ada, 6000) is issued at the window's end: all deferred.
+    # February's renewal (ada, 6000) is dated the window's end, so it is neither billed nor
+    # deferred in it (windows are half-open): nothing is left deferred at February 1st.
     usd = revenue["USD"]
     assert (usd["billed"], usd["tax"], usd["recognised"], usd["deferred_at_end"]) == (
         8149,
         600,
         6549,
-        6000,
+        0,
     )
     assert usd["months"]["2026-01"]["recognised"] == 6549
     # EUR: 5000 from January 10th to February 10th, 22 of 31 days by February 1st:
@@ -56,7 +57,7 @@ def test_revenue_recognised_and_deferred_at_the_windows_end(book: Run) -> None:
     assert eur["written_off"] == 0  # bad debt is reported apart, never un-recognised
     rows = as_csv(book("report", "revenue", *WINDOW, "--format", "csv"))
     totals = {r["currency"]: r for r in rows if r["month"] == "total"}
-    assert (totals["USD"]["recognised"], totals["USD"]["deferred_at_end"]) == ("6549", "6000")
+    assert (totals["USD"]["recognised"], totals["USD"]["deferred_at_end"]) == ("6549", "0")
     months = [r for r in rows if r["month"] == "2026-01"]
     assert [(r["currency"], r["recognised"]) for r in months] == [("EUR", "3548"), ("USD", "6549")]
 

@@ -450,6 +450,22 @@ def test_revenue_schedule_months_equal_the_python_rule(book: Book) -> None:
             window = finance.recognition(db, start, next_month(start))
             for currency, figures in window.items():
                 assert figures["recognised"] == sql_months.get((currency, month), 0), month
+        # and one window over the whole book: its months add up to its total, month by month
+        first = datetime.fromisoformat(f"{min(m for _, m in sql_months)}-01T00:00:00+00:00")
+        last = datetime.fromisoformat(f"{max(m for _, m in sql_months)}-01T00:00:00+00:00")
+        whole = finance.recognition(db, first, next_month(last))
+        for currency, figures in whole.items():
+            by_month = {m: f["recognised"] for m, f in figures["months"].items() if f["recognised"]}
+            assert by_month == {m: a for (c, m), a in sql_months.items() if c == currency and a}
+            assert sum(by_month.values()) == figures["recognised"]
+        # and one window over the whole book: its months add up to its total, month by month
+        first = datetime.fromisoformat(f"{min(m for _, m in sql_months)}-01T00:00:00+00:00")
+        last = datetime.fromisoformat(f"{max(m for _, m in sql_months)}-01T00:00:00+00:00")
+        whole = finance.recognition(db, first, next_month(last))
+        for currency, figures in whole.items():
+            by_month = {m: f["recognised"] for m, f in figures["months"].items() if f["recognised"]}
+            assert by_month == {m: a for (c, m), a in sql_months.items() if c == currency and a}
+            assert sum(by_month.values()) == figures["recognised"]
 
 
 def test_the_deferred_revenue_example_equals_finance_deferred(book: Book) -> None:
@@ -596,16 +612,16 @@ def test_the_revenue_schedule_of_a_mid_period_upgrade_by_hand(empty_db: ReadDB) 
         for r in view(db, "revenue_schedule")
     }
     # INV-1: 16.5 of 31 days in January: trunc(1000 x 16.5 / 31) = 532, the rest in February
-    # INV-2: all in February. INV-3: Jan 31 is recognised on Feb 1, in January's bucket (the
-    # instant Feb 1 00:00 closes it); 29 more days in February, the last one in March.
+    # INV-2: all in February. INV-3, dated Feb 1 00:00, recognises nothing before that instant:
+    # its Jan 31 is caught up in February (what is dated Feb 1 is February's), with 29 more
+    # days there (30 of 31: 3000), the last one in March.
     # CN-1: Feb 10 to Feb 15 12:00 of INV-1, all in February; CN-2: after INV-2's period: March.
     assert got == {
         ("INV-1", 1, "2024-01"): 532,
         ("INV-1", 1, "2024-02"): 468,
         ("INV-2", 1, "2024-02"): -467,
         ("INV-2", 2, "2024-02"): 935,
-        ("INV-3", 1, "2024-01"): 100,
-        ("INV-3", 1, "2024-02"): 2900,
+        ("INV-3", 1, "2024-02"): 3000,
         ("INV-3", 1, "2024-03"): 100,
         ("CN-1", 1, "2024-02"): -300,
         ("CN-2", 1, "2024-03"): -50,

@@ -78,8 +78,13 @@ def test_the_rule_at_its_edges() -> None:
     assert cumulative(3100, jan, feb, jan, T(2026, 1, 2)) == 100
     assert cumulative(-1000, jan, feb, jan, T(2026, 1, 2)) == -32  # -32.26: toward zero
     assert cumulative(3100, jan, feb, T(2026, 1, 11), T(2026, 1, 10)) == 0  # not issued yet
-    assert cumulative(3100, jan, feb, T(2026, 1, 11), T(2026, 1, 11)) == 1000  # catch-up
-    assert cumulative(3100, jan, jan, jan, jan) == 3100  # zero-length: at once
+    # issued late: nothing before its own instant (windows are half-open), then it catches up
+    assert cumulative(3100, jan, feb, T(2026, 1, 11), T(2026, 1, 11)) == 0
+    assert cumulative(3100, jan, feb, T(2026, 1, 11), T(2026, 1, 11, 0, 0, 1)) == 1000
+    # zero-length: at once, just after its instant (so a note dated Feb 1 00:00 is February's)
+    assert cumulative(3100, jan, jan, jan, jan) == 0
+    assert cumulative(3100, jan, jan, jan, T(2026, 1, 1, 0, 0, 1)) == 3100
+    assert schedule(Item(-500, feb, feb, feb)) == [("2026-02", -500)]
     # a credit note after its invoice's period is taken whole when issued
     assert credit_period(T(2026, 3, 1), jan, feb) == (T(2026, 3, 1), T(2026, 3, 1))
     assert credit_period(T(2026, 1, 11), jan, feb) == (T(2026, 1, 11), feb)
@@ -146,21 +151,28 @@ def test_the_upgrade_is_recognised_by_month_to_the_cent(upgrade: Book) -> None:
 @pytest.mark.parametrize(
     ("at", "expected"),
     [
-        # issued, nothing served yet
-        (T(2026, 1, 1), {"billed_net": 3000, "recognised": 0, "deferred": 3000}),
-        # 15 of 31 days: 3000 x 15/31 = 1451.61 -> 1451; the proration invoice just issued
-        (T(2026, 1, 16), {"billed_net": 4549, "recognised": 1451, "deferred": 3098}),
+        # the first invoice is dated this instant: nothing is billed before it
+        (T(2026, 1, 1), None),
+        # issued, one second served: 3000 x 1/2678400 -> 0
+        (T(2026, 1, 1, 0, 0, 1), {"billed_net": 3000, "recognised": 0, "deferred": 3000}),
+        # 15 of 31 days: 3000 x 15/31 = 1451.61 -> 1451; the proration invoice is dated this
+        # instant, so it is not billed before it
+        (T(2026, 1, 16), {"billed_net": 3000, "recognised": 1451, "deferred": 1549}),
+        # one second on: billed; -1548 x 1/1382400 -> 0 (toward zero), 3097 x 1/1382400 -> 0
+        (T(2026, 1, 16, 0, 0, 1), {"billed_net": 4549, "recognised": 1451, "deferred": 3098}),
         # 19/31 of 3000 = 1838.71 -> 1838; 4 of 16 days: -1548/4 = -387, 3097/4 = 774.25 -> 774
         (T(2026, 1, 20), {"billed_net": 4549, "recognised": 2225, "deferred": 2324}),
         # 23.5/31 of 3000 = 2274.19 -> 2274; 8.5/16: -822.375 -> -822 (toward zero, not
         # -823), 1645.28 -> 1645
         (T(2026, 1, 24, 12), {"billed_net": 4549, "recognised": 3097, "deferred": 1452}),
-        # January all recognised; February's invoice issued at this instant, all deferred
-        (T(2026, 2, 1), {"billed_net": 10549, "recognised": 4549, "deferred": 6000}),
+        # January all recognised; February's invoice is dated this instant: not yet billed
+        (T(2026, 2, 1), {"billed_net": 4549, "recognised": 4549, "deferred": 0}),
+        # a second later it is, all of it deferred (6000 x 1/2419200 -> 0)
+        (T(2026, 2, 1, 0, 0, 1), {"billed_net": 10549, "recognised": 4549, "deferred": 6000}),
     ],
 )
 def test_deferred_revenue_at_instants_to_the_cent(upgrade: Book, at, expected) -> None:
-    assert finance.deferred(upgrade.db, at) == {"USD": expected}
+    assert finance.deferred(upgrade.db, at) == ({"USD": expected} if expected else {})
 
 
 def test_recognised_plus_deferred_is_billed_net_for_every_invoice(upgrade: Book) -> None:
