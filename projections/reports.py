@@ -114,8 +114,13 @@ def churned_customers(db: ReadDB, start: datetime, end: datetime) -> dict[str, d
 
 def churn(db: ReadDB, start: datetime, end: datetime) -> dict[str, dict[str, Any]]:
     """Logo churn counts the customers paying at `start` who left (so it stays within 0-1);
-    revenue churn, as ChartMogul has it, all churned and contracted MRR over MRR at start."""
+    revenue churn, as ChartMogul has it, all churned and contracted MRR over MRR at start.
+    ARPU is `mrr` at `end`'s; LTV is ARPU over the revenue churn rate made monthly
+    (`finance.ltv`)."""
+    from projections.finance import ltv
+
     at_start = mrr(db, _just_before(start))
+    at_end = mrr(db, end)
     moved = movements(db, start, end)
     left = churned_customers(db, start, end)
     out: dict[str, dict[str, Any]] = {}
@@ -136,7 +141,9 @@ def churn(db: ReadDB, start: datetime, end: datetime) -> dict[str, dict[str, Any
             "reactivation_mrr": m["reactivation"],
             "revenue_churn_rate": _rate(lost, base["mrr"]),
             "net_revenue_churn_rate": _rate(lost - m["expansion"] - m["reactivation"], base["mrr"]),
+            "arpu": at_end.get(currency, {}).get("arpu", 0),
         }
+        out[currency]["ltv"] = ltv(out[currency]["arpu"], lost, base["mrr"], start, end)
     trials = db.query(
         "SELECT s.currency, COUNT(*) AS ended, SUM(trial_converted) AS converted"
         " FROM metrics_subscriptions s WHERE trial_ended_at >= ? AND trial_ended_at < ?"
