@@ -26,8 +26,8 @@ def make_book(book: Book) -> Book:
     book.advance(T(2025, 2, 15))
     book.run(c.ChangePlan, T(2025, 2, 15), subscription_id="s-ann", plan_id="pro")
     book.run(c.Cancel, T(2025, 2, 16), subscription_id="s-bob", immediately=True)
-    book.customer("dee", T(2025, 3, 1), token="tok_chargeDeclined")
-    book.subscribe("s-dee", "dee", "basic", T(2025, 3, 1))
+    book.customer("dee", T(2025, 3, 9), token="tok_chargeDeclined")
+    book.subscribe("s-dee", "dee", "basic", T(2025, 3, 9))
     book.advance(T(2025, 3, 10))
     return book
 
