@@ -278,12 +278,18 @@ def _cells(cohorts: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _revenue_page(db: ReadDB, q: Query, page: Page) -> None:
-    months = series.revenue_by_month(db, q.start, q.end).get(q.currency, [])
+    billed = {
+        m["month"]: m for m in series.revenue_by_month(db, q.start, q.end).get(q.currency, [])
+    }
     recognised = finance.recognition(db, q.start, q.end).get(q.currency, {})
     by_month = recognised.get("months", {})
-    for row, (_, _, until) in zip(months, series.buckets(q.start, q.end), strict=True):
-        row["recognised"] = by_month.get(row["month"], {}).get("recognised", 0)
+    months = []
+    for month, _, until in series.buckets(q.start, q.end):
+        row = {"month": month, "billed": 0, "tax": 0, "collected": 0} | billed.get(month, {})
+        row["recognised"] = by_month.get(month, {}).get("recognised", 0)
         row["deferred_at_end"] = finance.deferred(db, until).get(q.currency, {}).get("deferred", 0)
+        months.append(row)
+    anything = any(v for row in months for k, v in row.items() if k != "month")
     totals = reports.revenue(db, q.start, q.end).get(q.currency, {})
     for label, value in (
         ("Billed (with tax)", totals.get("billed", 0)),
@@ -300,7 +306,7 @@ def _revenue_page(db: ReadDB, q: Query, page: Page) -> None:
             "Billed vs collected vs recognised, and deferred at each month's end",
             ("month", "billed", "tax", "collected", "recognised", "deferred_at_end"),
             months,
-            charts.revenue(months, q.currency) if months else None,
+            charts.revenue(months, q.currency) if anything else None,
             note="Billed and collected include tax; recognised and deferred exclude it "
             "and are net of credit notes.",
         )

@@ -74,3 +74,14 @@ def test_every_page_reads_the_same_figures_on_sqlite_and_postgresql(
     finally:
         lite.close()
         pg.close()
+
+
+def test_an_empty_book_shows_every_page_with_nothing_to_draw(tmp_path: Path) -> None:
+    empty = Book.embedded(tmp_path / "empty")
+    try:
+        for (name, _), page in every_page(empty).items():
+            assert page.headline["mrr"] == 0, name
+            assert all(f.chart is None for f in page.figures), name
+            assert "Nothing to show" in render.html(page), name
+    finally:
+        empty.close()
