@@ -1,6 +1,6 @@
 """Revenue recognition: an amount earned ratably over its service period, by the second.
 
-The rule finance and the analysts' SQL share (README, "Revenue recognition"): an item is an
+The rule finance and the analysts' SQL share (README, "Finance figures"): an item is an
 amount A (signed, minor units, net of tax) billed at document time D for the service period
 [S, E). By instant T it has recognised nothing before D, nothing up to S, all of A from E on,
 and in between A x (T - S) / (E - S) in whole seconds, truncated toward zero so a credit

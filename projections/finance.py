@@ -1,7 +1,7 @@
 """Finance figures over the read models: revenue recognised and deferred, cohorts by revenue,
 upcoming renewals. Every figure keyed by currency, in integer minor units.
 
-Recognition follows `domain.recognition` (README, "Revenue recognition"): invoice lines net
+Recognition follows `domain.recognition` (README, "Finance figures"): invoice lines net
 of tax, and credit note lines negated, each earned ratably over its service period by the
 second. Write-offs do not un-recognise revenue: they are bad debt (`report revenue`'s
 `written_off`).
@@ -10,7 +10,9 @@ second. Write-offs do not un-recognise revenue: they are bad debt (`report reven
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,6 +68,7 @@ def recognition(db: ReadDB, start: datetime, end: datetime) -> dict[str, dict[st
     """Per currency: revenue recognised in [start, end), by UTC month (the window's part of
     each), and the deferred balance at `end`."""
     window = months(start, end)
+    starts = [a for _, a, _ in window]
     out: dict[str, dict[str, Any]] = {}
     for currency, _, item in items(db, end):
         figures = out.setdefault(
@@ -81,7 +84,10 @@ def recognition(db: ReadDB, start: datetime, end: datetime) -> dict[str, dict[st
         figures["deferred_at_end"] += item.amount - at_end
         if item.doc_time >= end or at_end == item.cumulative(start):
             continue  # nothing recognised in the window (every month's share is 0)
-        for key, a, b in window:
+        # only the months from the first instant it may earn (S or D) to its last (E or D)
+        first = bisect_right(starts, min(item.start, item.doc_time)) - 1
+        last = bisect_right(starts, max(item.end, item.doc_time, item.start))
+        for key, a, b in window[max(first, 0) : last]:
             figures["months"][key]["recognised"] += item.cumulative(b) - item.cumulative(a)
     return dict(sorted(out.items()))
 
@@ -196,10 +202,19 @@ def _mrr_at(timeline: list[tuple[str, int]], until: str) -> int:
     return value
 
 
-def renewals(db: ReadDB, at: datetime, within: timedelta) -> list[dict[str, Any]]:
+def renewals(
+    db: ReadDB,
+    at: datetime,
+    within: timedelta,
+    price: Callable[[dict[str, Any]], int | None] | None = None,
+) -> list[dict[str, Any]]:
     """Paying subscriptions, not cancelling at period end, that renew in [at, at + within],
-    soonest first, with the next recurring invoice's amount before tax: the plan's current
-    price for the quantity (`domain.pricing.price_for`), before any coupon."""
+    soonest first, with the next recurring invoice's amount before tax.
+
+    `price(row)` gives that amount from the ledger (the CLI's: the renewed price version
+    and the coupon, `domain.subscription.schedule.renewal_amount`); without it, or when it
+    gives None, the read model's: the plan's current price for the quantity, before coupons.
+    """
     rows = db.query(
         "SELECT s.subscription_id, s.customer_id, s.plan_id, s.currency, s.quantity,"
         " s.current_period_end AS renews_at, p.pricing FROM subscriptions s"
@@ -212,9 +227,26 @@ def renewals(db: ReadDB, at: datetime, within: timedelta) -> list[dict[str, Any]
     out = []
     for row in rows:
         pricing = Pricing.from_dict(json.loads(row.pop("pricing")))
-        row["amount"] = price_for(pricing, int(row["quantity"]))
+        amount = price(row) if price else None
+        row["amount"] = price_for(pricing, int(row["quantity"])) if amount is None else amount
         out.append(row)
     return out
+
+
+def ledger_pricer(ledger: Any) -> Callable[[dict[str, Any]], int | None]:
+    """`renewals`' `price` from the ledger's aggregates: the subscription and its plan,
+    priced as `renew` and `recurring_lines` will (`schedule.renewal_amount`)."""
+    from domain.catalog.plan import Plan
+    from domain.identity import plan_uuid, subscription_uuid
+    from domain.subscription.aggregate import Subscription
+    from domain.subscription.schedule import renewal_amount
+
+    def price(row: dict[str, Any]) -> int | None:
+        sub = ledger.get(Subscription, subscription_uuid(row["subscription_id"]))
+        plan = ledger.get(Plan, plan_uuid(row["plan_id"]))
+        return renewal_amount(sub, plan) if sub and plan else None
+
+    return price
 
 
 def renewal_totals(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:

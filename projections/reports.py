@@ -215,6 +215,10 @@ def _paying_at(timeline: list[tuple[str, int]], until: str) -> bool:
 
 
 def revenue(db: ReadDB, start: datetime, end: datetime) -> dict[str, dict[str, Any]]:
+    """Billed, tax, collected by month; revenue recognised (`finance.recognition`) by month
+    and deferred at `end`; written off is bad debt apart, which does not un-recognise."""
+    from projections import finance
+
     out: dict[str, dict[str, Any]] = {}
 
     def figures_for(currency: str) -> dict[str, Any]:
@@ -223,7 +227,7 @@ def revenue(db: ReadDB, start: datetime, end: datetime) -> dict[str, dict[str, A
 
     def row_for(currency: str, month: str) -> dict[str, Any]:
         months = figures_for(currency)["months"]
-        return months.setdefault(month, {"billed": 0, "tax": 0, "collected": 0})
+        return months.setdefault(month, {"billed": 0, "tax": 0, "collected": 0, "recognised": 0})
 
     for row in db.query(
         "SELECT currency, substr(issued_at, 1, 7) AS month, SUM(total) AS billed,"
@@ -247,6 +251,15 @@ def revenue(db: ReadDB, start: datetime, end: datetime) -> dict[str, dict[str, A
         (UNCOLLECTIBLE, ts(start), ts(end)),
     ):
         figures_for(row["currency"])["written_off"] = int(row["lost"])
+    for currency, earned in finance.recognition(db, start, end).items():
+        figures = figures_for(currency)
+        figures["recognised"], figures["deferred_at_end"] = (
+            earned["recognised"],
+            earned["deferred_at_end"],
+        )
+        for month, m in earned["months"].items():
+            if m["recognised"] or month in figures["months"]:
+                row_for(currency, month)["recognised"] = m["recognised"]
     for figures in out.values():
         figures["months"] = dict(sorted(figures["months"].items()))
         for key in ("billed", "tax", "collected"):
@@ -259,7 +272,8 @@ def revenue(db: ReadDB, start: datetime, end: datetime) -> dict[str, dict[str, A
     for row in outstanding:
         figures_for(row["currency"])["outstanding"] = int(row["open"])
     for figures in out.values():
-        figures.setdefault("outstanding", 0)
+        for key in ("outstanding", "recognised", "deferred_at_end"):
+            figures.setdefault(key, 0)
     return out
 
 

@@ -121,16 +121,42 @@ CHURN_COLUMNS = (
     "trials_ended",
     "trials_converted",
     "trial_conversion_rate",
+    "arpu",
+    "ltv",
 )
 COHORT_COLUMNS = ("cohort", "customers")  # then m0, m1, ... as far as the data reaches
+REVENUE_COHORT_COLUMNS = ("cohort", "currency", "customers", "mrr")  # then m0, m1, ...
 REVENUE_COLUMNS = (
     "currency",
     "month",
     "billed",
     "tax",
     "collected",
+    "recognised",
     "written_off",
     "outstanding",
+    "deferred_at_end",
+)
+DEFERRED_COLUMNS = ("currency", "billed_net", "recognised", "deferred")
+DEFERRED_INVOICE_COLUMNS = (
+    "number",
+    "customer_id",
+    "currency",
+    "issued_at",
+    "period_start",
+    "period_end",
+    "billed_net",
+    "recognised",
+    "deferred",
+)
+RENEWAL_COLUMNS = (
+    "subscription_id",
+    "customer_id",
+    "plan_id",
+    "currency",
+    "quantity",
+    "renews_at",
+    "amount",
 )
 
 
@@ -161,12 +187,17 @@ def cohort_rows(cohorts: list[dict[str, Any]], fmt: str) -> list[dict[str, Any]]
         return cohorts
     return [
         {
-            "cohort": r["cohort"],
-            "customers": r["customers"],
-            **{f"m{i}": v if fmt == "csv" else f"{v:.0%}" for i, v in enumerate(r["retention"])},
+            **{k: v for k, v in r.items() if k != "retention"},
+            **{f"m{i}": _ratio(v, fmt) for i, v in enumerate(r["retention"])},
         }
         for r in cohorts
     ]
+
+
+def _ratio(value: float | None, fmt: str) -> float | str | None:
+    if fmt == "csv" or value is None:
+        return value
+    return f"{value:.0%}"
 
 
 def revenue_rows(revenue: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,8 +1,9 @@
-"""Analysts' reports: MRR, movements, churn, cohorts, revenue."""
+"""Analysts' reports: MRR, movements, churn, cohorts, revenue, deferred revenue, renewals."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import datetime, timedelta
 
 import click
 
@@ -16,6 +17,22 @@ from verbs.render import show
 @click.group()
 def report() -> None:
     """Analysts' reports: MRR, movements, churn, cohorts, revenue (keyed by currency)."""
+
+
+_SPAN = re.compile(r"([0-9]{1,5})([hdw])")
+_SPAN_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_span(text: str, option: str = "--within") -> timedelta:
+    """`30d`, `12h`, `2w`: a span of hours, days or weeks."""
+    from domain.limits import quote
+
+    match = _SPAN.fullmatch(text.strip().lower())
+    if not match or int(match.group(1)) == 0:
+        raise InvalidInput(
+            f"{option}: {quote(text)} is not a span like 30d, 12h or 2w (hours, days, weeks)"
+        )
+    return timedelta(**{_SPAN_UNITS[match.group(2)]: int(match.group(1))})
 
 
 def _window(start: str, end: str) -> tuple[datetime, datetime]:
@@ -57,7 +74,14 @@ def report_movements(app: App, start, end, fmt) -> None:
 @format_option
 @click.pass_obj
 def report_churn(app: App, start, end, fmt) -> None:
-    """Logo churn, revenue churn and net revenue churn rates, trial conversion."""
+    """Logo churn, revenue churn and net revenue churn rates, trial conversion, ARPU, LTV.
+
+    \b
+    arpu: `report mrr --at TO`'s ARPU (MRR / paying customers).
+    ltv:  arpu / monthly revenue churn rate, in minor units (round half up), where the
+          monthly rate = revenue_churn_rate x 30.436875 days / the window's length in days
+          (a linear normalisation); empty (null) when that rate is 0 or unknown.
+    """
     from projections import reports
 
     churn = reports.churn(app.runtime.db, *_window(start, end))
@@ -65,12 +89,27 @@ def report_churn(app: App, start, end, fmt) -> None:
 
 
 @report.command("cohorts")
+@click.option(
+    "--by",
+    type=click.Choice(["customers", "revenue"]),
+    default="customers",
+    show_default=True,
+    help="customers: share still paying (logos); revenue: net revenue retention per currency.",
+)
 @format_option
 @click.pass_obj
-def report_cohorts(app: App, fmt) -> None:
-    """Logo retention by the month customers first paid."""
-    from projections import reports
+def report_cohorts(app: App, by, fmt) -> None:
+    """Retention by the month customers first paid, at each month end (m0 = that month's).
 
+    By revenue: per cohort and currency, its MRR at the end of its first month (`mrr`) and
+    its members' MRR at each month end over it (net revenue retention; may exceed 1).
+    """
+    from projections import finance, reports
+
+    if by == "revenue":
+        rows = reads.cohort_rows(finance.cohorts_by_revenue(app.runtime.db), fmt)
+        show(rows, fmt, columns=reads.REVENUE_COHORT_COLUMNS)
+        return
     rows = reads.cohort_rows(reports.cohorts(app.runtime.db), fmt)
     show(rows, fmt, columns=reads.COHORT_COLUMNS)
 
@@ -81,7 +120,14 @@ def report_cohorts(app: App, fmt) -> None:
 @format_option
 @click.pass_obj
 def report_revenue(app: App, start, end, fmt) -> None:
-    """Revenue billed, tax, collected and written off, by month."""
+    """Revenue billed, tax, collected, recognised and written off, by month.
+
+    \b
+    recognised:      invoice lines net of tax, less credit notes, earned ratably over their
+                     service period by the second (README: "Finance figures").
+    deferred_at_end: billed (net) by --to and not yet recognised at --to.
+    written_off:     bad debt (invoices marked uncollectible): it does not un-recognise.
+    """
     from projections import reports
 
     revenue = reports.revenue(app.runtime.db, *_window(start, end))
@@ -89,6 +135,53 @@ def report_revenue(app: App, start, end, fmt) -> None:
         show(revenue, fmt)
         return
     show(reads.revenue_rows(revenue), fmt, columns=reads.REVENUE_COLUMNS)
+
+
+@report.command("deferred")
+@click.option("--at", "at_", help="As of this instant (default: now, the ledger's clock).")
+@click.option("--invoices", is_flag=True, help="List the invoices with revenue still deferred.")
+@format_option
+@click.pass_obj
+def report_deferred(app: App, at_, invoices, fmt) -> None:
+    """Deferred revenue: billed net of tax and credit notes, recognised, and the rest."""
+    from projections import finance
+
+    at = parse_time(at_, "--at") or app.now()
+    if invoices:
+        rows = finance.deferred_invoices(app.runtime.db, at)
+        show(rows, fmt, columns=reads.DEFERRED_INVOICE_COLUMNS)
+        return
+    figures = finance.deferred(app.runtime.db, at)
+    show(figures, fmt, key="currency", columns=reads.DEFERRED_COLUMNS)
+
+
+@report.command("renewals")
+@click.option("--within", default="30d", show_default=True, help="A span: Nh, Nd or Nw.")
+@click.option("--at", "at_", help="From this instant (default: now, the ledger's clock).")
+@format_option
+@click.pass_obj
+def report_renewals(app: App, within, at_, fmt) -> None:
+    """Paying subscriptions, not cancelling, whose period ends in [at, at + within].
+
+    amount: the next recurring invoice before tax: the price it renews at (its own price
+    version, or the one a price change moves it to) for the quantity, less its coupon.
+    JSON: {"renewals": [...], "totals": {currency: {"renewals", "amount"}}}; the table ends
+    with a total per currency; CSV is one row a renewal.
+    """
+    from projections import finance
+
+    span = parse_span(within)
+    at = parse_time(at_, "--at") or app.now()
+    rows = finance.renewals(
+        app.runtime.db, at, span, price=finance.ledger_pricer(app.runtime.ledger)
+    )
+    totals = finance.renewal_totals(rows)
+    if fmt == "json":
+        show({"renewals": rows, "totals": totals}, fmt)
+        return
+    if fmt == "table":  # CSV stays one row a renewal
+        rows += [{"subscription_id": "total", "currency": k, **v} for k, v in totals.items()]
+    show(rows, fmt, columns=reads.RENEWAL_COLUMNS)
 
 
 COMMANDS: list[click.Command] = [report]

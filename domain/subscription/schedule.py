@@ -17,7 +17,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from domain.catalog.plan import Plan
+from domain.invoicing import discount_for
 from domain.periods import Interval, add_interval
+from domain.pricing import Pricing, price_for
 from domain.subscription.status import PAYING, Due, DueKind, Status
 
 if TYPE_CHECKING:
@@ -92,14 +94,32 @@ def convert_trial(sub: Subscription, at: datetime, meta: dict) -> None:
     )
 
 
+def renewal_pricing(sub: Subscription, at: datetime, plan: Plan) -> tuple[int, Pricing]:
+    """The price version (and its pricing) a renewal at `at` bills: the one subscribers on
+    the subscription's version have been moved to by then, else its own."""
+    version = plan.migrated_version_after(sub.plan_version, at) or sub.plan_version
+    pricing = plan.pricing_at(version) if version != sub.plan_version else sub.pricing
+    return version, pricing
+
+
+def renewal_amount(sub: Subscription, plan: Plan) -> int:
+    """What the next renewal's recurring lines come to before tax: the renewed price for
+    the quantity, less the coupon if it still applies (as `billing.recurring_lines`)."""
+    _, pricing = renewal_pricing(sub, sub.period_end, plan)
+    amount = price_for(pricing, sub.quantity)
+    if sub.will_discount():
+        assert sub.coupon is not None
+        amount += discount_for(sub.coupon, amount, sub.currency)
+    return amount
+
+
 def renew(sub: Subscription, at: datetime, plan: Plan, meta: dict) -> None:
     """Start the next period, at the price version subscribers have been moved to by then."""
     sub.check_paying()
     index = sub.period_index + 1
     start = sub.period_end
     end = add_interval(sub.anchor, sub.interval, index + 1)
-    version = plan.migrated_version_after(sub.plan_version, at) or sub.plan_version
-    pricing = plan.pricing_at(version) if version != sub.plan_version else sub.pricing
+    version, pricing = renewal_pricing(sub, at, plan)
     sub.emit(
         sub.Renewed,
         at,

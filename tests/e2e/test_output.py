@@ -119,6 +119,10 @@ WINDOW = ("--from", "2024-01-01", "--to", "2024-02-01")
         (("report", "movements", *WINDOW), reads.MOVEMENT_COLUMNS),
         (("report", "churn", *WINDOW), reads.CHURN_COLUMNS),
         (("report", "revenue", *WINDOW), reads.REVENUE_COLUMNS),
+        (("report", "deferred"), reads.DEFERRED_COLUMNS),
+        (("report", "deferred", "--invoices"), reads.DEFERRED_INVOICE_COLUMNS),
+        (("report", "renewals"), reads.RENEWAL_COLUMNS),
+        (("report", "cohorts", "--by", "revenue"), reads.REVENUE_COHORT_COLUMNS),
     ],
     ids=[
         "subscription list",
@@ -129,6 +133,10 @@ WINDOW = ("--from", "2024-01-01", "--to", "2024-02-01")
         "report movements",
         "report churn",
         "report revenue",
+        "report deferred",
+        "report deferred --invoices",
+        "report renewals",
+        "report cohorts --by revenue",
     ],
 )
 def test_every_empty_read_prints_its_csv_header(run: Run, args: tuple, columns: tuple) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from bootstrap import Config, Runtime
 from domain import commands as c
 from domain.identity import CLOCK_ID, INVOICE_SEQUENCE_ID, customer_uuid
 from domain.ledger.unit_of_work import UnitOfWork
-from projections import reports
+from projections import finance, reports
 
 JAN, APR = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 4, 1, tzinfo=UTC)
 
@@ -160,6 +160,11 @@ def snapshot(rt: Runtime) -> dict[str, Any]:
         "churn": reports.churn(db, T(2024, 2, 1), APR),
         "cohorts": reports.cohorts(db),
         "revenue": reports.revenue(db, JAN, APR),
+        # finance figures read the same tables through the same SQL on both backends
+        "recognition": finance.recognition(db, JAN, APR),
+        "deferred": finance.deferred_invoices(db, T(2024, 2, 10, 12)),
+        "cohorts_by_revenue": finance.cohorts_by_revenue(db),
+        "renewals": finance.renewals(db, T(2024, 3, 20), timedelta(days=30)),
     }
 
 

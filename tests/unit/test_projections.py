@@ -247,8 +247,14 @@ def test_churn_rates_are_fractions_of_the_start_of_the_window(small_book: Book) 
         "reactivation_mrr": 0,
         "revenue_churn_rate": round(4000 / 7000, 6),
         "net_revenue_churn_rate": round(2000 / 7000, 6),
+        # at March 1st a (pro 3000), c (1000) and d (annual, 1000 a month): 5000 / 3
+        "arpu": 1667,
+        # 4000/7000 over February's 29 days is 4000/7000 x 30.436875/29 a month:
+        # 1667 / that = 1667 x 7000 x 29 / (4000 x 30.436875) = 2779.53 -> 2780
+        "ltv": 2780,
     }
     assert churn["EUR"]["logo_churn_rate"] == 1.0
+    assert (churn["EUR"]["arpu"], churn["EUR"]["ltv"]) == (0, 0)  # no one left paying
     assert churn["EUR"]["revenue_churn_rate"] == 1.0
 
 
@@ -292,10 +298,18 @@ def test_revenue_billed_collected_and_written_off_by_month(small_book: Book) -> 
         "collected": 18000 + 7379 + 4000,
         "written_off": 1000,
         "outstanding": 0,
+        # Recognised, by the second: d's annual 12000 over 366 days earns trunc(12000 x
+        # days/366) by each month's end: 1016 (31 days), 1967 (60), 2983 (91).
+        # January: 4 monthly invoices 6000 + 1016. February: renewals 6000 (cancelled
+        # ones were not credited) + the upgrade's 1379 + 1967 - 1016. March: 4000 + f's
+        # 1000 for 27 of 31 days (870: written off, still recognised) + 2983 - 1967.
+        "recognised": 7016 + 8330 + 5886,
+        # at April 1st: d's 12000 - 2983, f's 1000 - 870
+        "deferred_at_end": 9017 + 130,
         "months": {
-            "2024-01": {"billed": 18000, "tax": 0, "collected": 18000},
-            "2024-02": {"billed": 7379, "tax": 0, "collected": 7379},
-            "2024-03": {"billed": 5000, "tax": 0, "collected": 4000},
+            "2024-01": {"billed": 18000, "tax": 0, "collected": 18000, "recognised": 7016},
+            "2024-02": {"billed": 7379, "tax": 0, "collected": 7379, "recognised": 8330},
+            "2024-03": {"billed": 5000, "tax": 0, "collected": 4000, "recognised": 5886},
         },
     }
     assert revenue["EUR"]["billed"] == 4000
