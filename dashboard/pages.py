@@ -37,12 +37,18 @@ PAGES: dict[str, str] = {  # name -> title, in the menu's order
 
 
 class Book:
-    """The read models the pages read, the book's clock (where the ledger stands), and a lock:
-    one connection serves every request, one read at a time."""
+    """The read models the pages read, the book's clock (where the ledger stands), how to
+    price a renewal, and a lock: one connection serves every request, one read at a time."""
 
-    def __init__(self, db: ReadDB, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        db: ReadDB,
+        clock: Callable[[], datetime],
+        price: Callable[[dict[str, Any]], int | None] | None = None,
+    ) -> None:
         self.db = db
         self.clock = clock
+        self.price = price  # a renewal's amount as the ledger will bill it (finance.renewals)
         self.lock = threading.Lock()
 
 
@@ -143,14 +149,15 @@ def build(book: Book, name: str, query: Query) -> Page:
         "active_subscriptions": 0,
     }
     page = Page(name, PAGES[name], query, headline)
-    BUILDERS[name](book.db, query, page)
+    BUILDERS[name](book, query, page)
     return page
 
 
 # ---- the pages ------------------------------------------------------------------------------
 
 
-def _mrr_page(db: ReadDB, q: Query, page: Page) -> None:
+def _mrr_page(book: Book, q: Query, page: Page) -> None:
+    db = book.db
     points = series.mrr_by_month(db, q.start, q.end).get(q.currency, [])
     moved = series.movements_by_month(db, q.start, q.end).get(q.currency, [])
     opening = reports.mrr(db, q.start - SECOND).get(q.currency, {}).get("mrr", 0)
@@ -188,7 +195,8 @@ def _mrr_page(db: ReadDB, q: Query, page: Page) -> None:
     )
 
 
-def _churn_page(db: ReadDB, q: Query, page: Page) -> None:
+def _churn_page(book: Book, q: Query, page: Page) -> None:
+    db = book.db
     months = series.churn_by_month(db, q.start, q.end).get(q.currency, [])
     whole = reports.churn(db, q.start, q.end).get(q.currency, {})
     for label, key in (
@@ -236,7 +244,8 @@ def _churn_page(db: ReadDB, q: Query, page: Page) -> None:
     )
 
 
-def _cohorts_page(db: ReadDB, q: Query, page: Page) -> None:
+def _cohorts_page(book: Book, q: Query, page: Page) -> None:
+    db = book.db
     first = q.from_text[:7]
     logos = [r for r in reports.cohorts(db, q.end - SECOND) if r["cohort"] >= first]
     revenue = [
@@ -277,7 +286,8 @@ def _cells(cohorts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _revenue_page(db: ReadDB, q: Query, page: Page) -> None:
+def _revenue_page(book: Book, q: Query, page: Page) -> None:
+    db = book.db
     billed = {
         m["month"]: m for m in series.revenue_by_month(db, q.start, q.end).get(q.currency, [])
     }
@@ -313,10 +323,11 @@ def _revenue_page(db: ReadDB, q: Query, page: Page) -> None:
     )
 
 
-def _renewals_page(db: ReadDB, q: Query, page: Page) -> None:
+def _renewals_page(book: Book, q: Query, page: Page) -> None:
+    db = book.db
     upcoming = [
         r
-        for r in finance.renewals(db, q.start, q.end - q.start - SECOND)
+        for r in finance.renewals(db, q.start, q.end - q.start - SECOND, book.price)
         if r["currency"] == q.currency
     ]
     page.cards.append(("Renewals in the range", str(len(upcoming))))
@@ -326,7 +337,7 @@ def _renewals_page(db: ReadDB, q: Query, page: Page) -> None:
     page.figures.append(
         Figure(
             "renewals",
-            "Upcoming renewals by day (before tax and coupons)",
+            "Upcoming renewals by day (before tax)",
             ("renews_at", "subscription_id", "customer_id", "plan_id", "quantity", "amount"),
             upcoming,
             charts.renewals(upcoming, q.currency) if upcoming else None,
@@ -379,7 +390,7 @@ def _dunning(db: ReadDB, currency: str) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: (-r["outstanding"], r["subscription_id"]))
 
 
-BUILDERS: dict[str, Callable[[ReadDB, Query, Page], None]] = {
+BUILDERS: dict[str, Callable[[Book, Query, Page], None]] = {
     "mrr": _mrr_page,
     "churn": _churn_page,
     "cohorts": _cohorts_page,

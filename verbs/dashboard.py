@@ -79,9 +79,14 @@ def dashboard(app: App, host: str, port: int, token: str | None, export_dir: Pat
             f"--host {host}: listening beyond loopback needs a token (--token or ${TOKEN_ENV})"
         )
     from dashboard import pages
+    from projections import finance
 
     runtime = app.runtime
-    book = pages.Book(runtime.db, lambda: runtime.ledger.clock_now() or runtime.clock())
+    book = pages.Book(
+        runtime.db,
+        lambda: runtime.ledger.clock_now() or runtime.clock(),
+        finance.ledger_pricer(runtime.ledger),
+    )
     if export_dir is not None:
         from dashboard.export import export
 

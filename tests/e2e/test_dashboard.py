@@ -279,6 +279,21 @@ def test_figures_are_the_reports_to_the_cent(server: str, book: tuple[Path, Run]
     for month, end in (("2025-02", "2025-02-28"), ("2025-06", "2025-06-30")):
         (row,) = [r for r in rows if r[0] == month]
         assert int(row[1]) == report_mrr(run, "USD", f"{end}T23:59:59Z")
+    window = "currency=USD&from=2025-07-01&to=2025-07-10"
+    csv = get(f"{server}csv/renewals/renewals.csv?{window}", BEARER)
+    lines = csv.body.decode().splitlines()  # type: ignore[attr-defined]
+    header = lines[0].split(",")
+    shown = {
+        (r[header.index("subscription_id")], int(r[header.index("amount")]))
+        for r in (line.split(",") for line in lines[1:])
+    }
+    reported = as_json(
+        run("report", "renewals", "--at", CLOCK, "--within", "10d", "--format", "json")
+    )
+    assert shown == {
+        (r["subscription_id"], r["amount"]) for r in reported["renewals"] if r["currency"] == "USD"
+    }
+    assert shown
     page = get(f"{server}renewals?currency=USD", BEARER).body.decode()  # type: ignore[attr-defined]
     assert "cus_dunning" in page and "sub_dunning" in page
     bad = get(f"{server}churn?currency=USD&from=2025-13-01", BEARER)
