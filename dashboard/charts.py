@@ -114,7 +114,9 @@ def waterfall(steps: list[dict[str, Any]], currency: str) -> go.Figure:
             name="MRR",
         )
     )
-    return _layout(fig, f"MRR waterfall by month ({currency})", currency, hovermode="closest")
+    fig = _layout(fig, f"MRR waterfall by month ({currency})", currency, hovermode="closest")
+    fig.update_xaxes(type="category")  # "opening" and "closing" are not dates
+    return fig
 
 
 def movements(months: list[dict[str, Any]], currency: str) -> go.Figure:
