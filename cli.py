@@ -15,6 +15,7 @@ from verbs import (
     catalog,
     credit,
     customers,
+    dashboard,
     exports,
     notifications,
     pipeline,
@@ -47,7 +48,7 @@ def cli(ctx: click.Context, data_dir: str | None) -> None:
 
 
 _TOPICS = (catalog, customers, subscriptions, billing, credit, notifications, webhooks, exports)
-for _topic in (*_TOPICS, report, simulation, pipeline, audit):
+for _topic in (*_TOPICS, report, dashboard, simulation, pipeline, audit):
     for _verb in _topic.COMMANDS:  # each verbs module lists the commands it defines
         cli.add_command(_verb)
 
