@@ -37,6 +37,11 @@ def ts(at: datetime | None) -> str | None:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_ts(text: str) -> datetime:
+    """A stored time (`ts`'s text) as an aware UTC datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
 def dumps(value: Any) -> str:
     return json.dumps(
         value, sort_keys=True, default=lambda v: ts(v) if isinstance(v, datetime) else str(v)

@@ -13,23 +13,19 @@ import json
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from domain.money import round_half_up
 from domain.periods import seconds_between
 from domain.pricing import Pricing, price_for
 from domain.recognition import Item, credit_period, months
-from projections.base import ts
+from projections.base import parse_ts, ts
 from projections.db import ReadDB
+from projections.reports import month_keys
 from projections.statuses import PAYING, marks
 
 TAX = "tax"
-
-
-def parse_ts(text: str) -> datetime:
-    """A stored read-model time ('2026-01-31T00:00:00Z') as an aware UTC datetime."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def items(db: ReadDB, until: datetime | None = None) -> list[tuple[str, str, Item]]:
@@ -145,16 +141,6 @@ def deferred_invoices(db: ReadDB, at: datetime) -> list[dict[str, Any]]:
     return out
 
 
-def _month_keys(first: str, last: str) -> list[str]:
-    """Month keys from `first` to `last` inclusive ('2024-01')."""
-    year, month = int(first[:4]), int(first[5:7])
-    out = []
-    while f"{year:04d}-{month:02d}" <= last:
-        out.append(f"{year:04d}-{month:02d}")
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return out
-
-
 def cohorts_by_revenue(db: ReadDB, until: datetime | None = None) -> list[dict[str, Any]]:
     """Net revenue retention by the month a customer first paid (in that currency): the
     cohort's MRR at that month's end, then its members' MRR at each month end over it."""
@@ -177,7 +163,7 @@ def cohorts_by_revenue(db: ReadDB, until: datetime | None = None) -> list[dict[s
     out = []
     for cohort, currency in sorted(by_cohort):
         members = by_cohort[(cohort, currency)]
-        keys = _month_keys(cohort, last)
+        keys = month_keys(cohort, last)
         totals = [sum(_mrr_at(timeline[m], f"{month}-99") for m in members) for month in keys]
         starting = totals[0] if totals else 0
         out.append(

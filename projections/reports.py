@@ -166,7 +166,7 @@ def _month(text: str) -> str:
     return text[:7]
 
 
-def _month_ends(first: str, last: str) -> list[str]:
+def month_keys(first: str, last: str) -> list[str]:
     """Month keys from `first` to `last` inclusive ('2024-01')."""
     year, month = int(first[:4]), int(first[5:7])
     out = []
@@ -197,7 +197,7 @@ def cohorts(db: ReadDB, until: datetime | None = None) -> list[dict[str, Any]]:
     for cohort in sorted(by_cohort):
         members = by_cohort[cohort]
         retention = []
-        for month in _month_ends(cohort, last):
+        for month in month_keys(cohort, last):
             end = f"{month}-99"  # sorts after every time in that month
             paying = sum(1 for c in members if _paying_at(timeline[c], end))
             retention.append(round(paying / len(members), 4))

@@ -8,40 +8,17 @@ a window [start, end) cuts its first and last month to fit (`buckets`).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from domain.recognition import months
 from projections import reports
-from projections.base import ts
+from projections.base import parse_ts, ts
 from projections.db import ReadDB
 
 SECOND = timedelta(seconds=1)
-
-
-def parse_ts(text: str) -> datetime:
-    """A read model's time text (`YYYY-MM-DDTHH:MM:SSZ`) as an aware UTC datetime."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-
-
-def next_month(at: datetime) -> datetime:
-    """The first instant of the month after `at`'s."""
-    year, month = (at.year, at.month + 1) if at.month < 12 else (at.year + 1, 1)
-    return datetime(year, month, 1, tzinfo=UTC)
-
-
-def month_start(at: datetime) -> datetime:
-    return datetime(at.year, at.month, 1, tzinfo=UTC)
-
-
-def buckets(start: datetime, end: datetime) -> list[tuple[str, datetime, datetime]]:
-    """(`YYYY-MM`, first, end) of each month overlapping [start, end), cut to the window."""
-    out = []
-    first = month_start(start)
-    while first < end:
-        following = next_month(first)
-        out.append((f"{first:%Y-%m}", max(first, start), min(following, end)))
-        first = following
-    return out
+# (`YYYY-MM`, first, end) of each UTC month overlapping [start, end), cut to the window
+buckets = months
 
 
 def span(db: ReadDB) -> tuple[datetime, datetime] | None:

@@ -83,6 +83,7 @@ def report_mrr(app: App, at_, chart, months, fmt) -> None:
 def _mrr_chart(app: App, at: datetime | None, months: int) -> None:
     from rich.console import Console
 
+    from domain.recognition import month_start
     from projections import series
     from verbs import charts
 
@@ -90,11 +91,11 @@ def _mrr_chart(app: App, at: datetime | None, months: int) -> None:
     known = series.span(db)
     if at is None:
         at = known[1] + series.SECOND if known else app.now()
-    first = series.month_start(at)
+    first = month_start(at)
     for _ in range(months - 1):
-        first = series.month_start(first - series.SECOND)
+        first = month_start(first - series.SECOND)
     if known and known[0] < at:  # no empty months before the book's first figure
-        first = max(first, series.month_start(known[0]))
+        first = max(first, month_start(known[0]))
     points = series.mrr_by_month(db, first, at)
     if not points:
         raise InvalidInput(f"no MRR recorded up to {at:%Y-%m-%dT%H:%M:%SZ}")
