@@ -89,3 +89,14 @@ def test_the_installed_wheel_runs_from_its_own_files(installed: Path, tmp_path: 
         cwd=tmp_path, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert int(from_schemas) >= 16  # every command's schema, read from the installed files
+    # the dashboard's template, stylesheet and script ship too: an export from the wheel
+    board = tmp_path / "board"
+    exported = run(
+        installed, tmp_path, "--data-dir", str(book), "dashboard", "--export", str(board)
+    )
+    assert exported.returncode == 0, exported.stderr
+    page = (board / "index.html").read_text()
+    css = (ROOT / "dashboard" / "static" / "dashboard.css").read_text()
+    assert css.strip().splitlines()[0] in page  # the stylesheet, inlined from the wheel
+    pages = sorted(p.name for p in board.glob("*.html"))
+    assert len(pages) > 1 and all("Plotly" in (board / p).read_text() for p in pages[:2]), pages
