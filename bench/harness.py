@@ -76,8 +76,9 @@ class Databases:
         return Config.from_env(**settings)
 
     def close(self) -> None:
-        for name in self.created:
-            self.admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        for name in self.created:  # an event store's key store is `<its name>_keys`
+            for db in (name, f"{name}_keys"):
+                self.admin.cursor().execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
         self.created.clear()
         self.admin.close()
 
@@ -113,13 +114,21 @@ def delete_topics(config: Config) -> None:
 class Serve:
     """`subledger serve` subprocesses on `config` (one per entry of `kinds`), stopped on exit."""
 
-    def __init__(self, config: Config, kinds: Iterable[str]) -> None:
+    def __init__(
+        self, config: Config, kinds: Iterable[str], wrap: dict[str, list[str]] | None = None
+    ) -> None:
+        """`wrap[kind]` goes before that kind's command line (a profiler, say)."""
         env = {**os.environ, **config_env(config), "SUBLEDGER_LOG_LEVEL": "WARNING"}
         cmd = [SUBLEDGER, "serve", "--clock", "manual"]
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.log = open(config.data_dir / "serve.log", "ab")  # noqa: SIM115 (closed in stop)
         self.procs = [
-            subprocess.Popen([*cmd, "--workers", kind], env=env, stdout=self.log, stderr=self.log)
+            subprocess.Popen(
+                [*(wrap or {}).get(kind, []), *cmd, "--workers", kind],
+                env=env,
+                stdout=self.log,
+                stderr=self.log,
+            )
             for kind in kinds
         ]
 

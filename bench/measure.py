@@ -43,8 +43,15 @@ class Pipeline:
     """A book through `subledger serve` (commands x `workers`, relay, projections): the
     ingest figures, then (optionally) latency at a steady rate on the same processes."""
 
-    def __init__(self, dbs: harness.Databases, customers: int, workers: int = 1) -> None:
+    def __init__(
+        self,
+        dbs: harness.Databases,
+        customers: int,
+        workers: int = 1,
+        wrap: dict[str, list[str]] | None = None,
+    ) -> None:
         self.config = dbs.config()
+        self.wrap = wrap
         self.customers, self.workers = customers, workers
         self.mix = harness.Mix("p", customers)
 
@@ -55,7 +62,7 @@ class Pipeline:
         else:
             k.ensure_topics(config)
         kinds = ["commands"] * self.workers + ["relay", "projections"]
-        with harness.Serve(config, kinds), Runtime(config) as runtime:
+        with harness.Serve(config, kinds, self.wrap), Runtime(config) as runtime:
             up = harness.Upstream(config)
             try:
                 for command in self.mix.plans():
