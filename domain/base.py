@@ -27,6 +27,15 @@ class LedgerAggregate(Aggregate):
         self.check_time(at)
         self.trigger_event(event_class, timestamp=at, meta=meta, **fields)
 
+    def discard_unrecorded(self) -> bool:
+        """After a unit of work that will not commit: undo what changed in memory only and
+        say whether this object is again the stored state (True), or has events that were
+        never recorded and must be loaded afresh (False). State changes through events, so
+        an aggregate without pending events is the stored one; those that keep a tally in
+        memory until the transaction is written (the clock, the invoice sequence) reset it.
+        """
+        return not self.pending_events
+
     def check_exists_at(self, at: datetime, what: str) -> None:
         """Nothing may refer to a record at a time before the record began."""
         if at < self.created_on:

@@ -40,6 +40,12 @@ class LedgerClock(LedgerAggregate):
         if at > self.now:
             self.now = at
 
+    def discard_unrecorded(self) -> bool:
+        if self.pending_events:
+            return False
+        self.now = self.modified_on  # an Advanced (or Started) set both
+        return True
+
     def record_advance(self, meta: dict) -> None:
         if self.now > self.modified_on:
             self.emit(self.Advanced, self.now, meta)

@@ -48,6 +48,12 @@ class InvoiceSequence(LedgerAggregate):
         self.taken_at = max(self.taken_at, at)
         return format_invoice_number(self.taken)
 
+    def discard_unrecorded(self) -> bool:
+        if self.pending_events:
+            return False
+        self.taken, self.taken_at = self.last, self.modified_on  # as the last event left them
+        return True
+
     def record_allocations(self, meta: dict) -> None:
         """Record the numbers taken in this transaction, as of the last one's issue time."""
         if self.taken > self.last:

@@ -160,8 +160,10 @@ class Ledger(Application[UUID]):
         before_commit: Callable[[list[Result]], None] | None = None,
     ) -> list[Result]:
         rejected: dict[int, LedgerError] = {}
+        committed_due: dict[str, dict[str, int]] = {}
         while True:
             uow = UnitOfWork(self.repository)
+            uow.committed_due = committed_due
             results: list[Result] = []
             failed_at = None
             try:
@@ -184,24 +186,29 @@ class Ledger(Application[UUID]):
                 self._forget(uow)
                 raise
             if failed_at is not None:
-                self._forget(uow)  # redo without the rejected command, from stored state
+                self._forget(uow, keep_unchanged=True)  # redo without it, from stored state
                 continue
             for result in results:  # crypto-shred only once the erasure is recorded
                 if result.outcome and result.outcome.get("shred_key"):
                     self.vault.shred(result.outcome["shred_key"])
             return results
 
-    def _forget(self, uow: UnitOfWork) -> None:
+    def _forget(self, uow: UnitOfWork, keep_unchanged: bool = False) -> None:
         """Drop what this unit of work touched from the aggregate cache.
 
         Cached aggregates are handed out without a copy (copying cost more than all the
         rest of a renewal), so a unit of work that does not commit must not leave its
-        half-made changes behind: the next read loads them from the store.
+        half-made changes behind: the next read loads them from the store. After a refused
+        command (`keep_unchanged`: nothing failed in the store), what it only read stays
+        cached (`discard_unrecorded`), so the redo does not replay the clock's or the
+        invoice sequence's whole history; after any other failure everything goes.
         """
         cache = self.repository.cache
         if cache is None:
             return
-        for aggregate_id in uow.aggregates:
+        for aggregate_id, agg in uow.aggregates.items():
+            if keep_unchanged and agg.discard_unrecorded():
+                continue
             with contextlib.suppress(KeyError):
                 cache.get(aggregate_id, evict=True)
 

@@ -27,6 +27,9 @@ class UnitOfWork:
         self.sequence_meta: dict[str, Any] = {}  # the first invoice's command, for the sequence
         self.clock_meta: dict[str, Any] = {}  # the command that moved the clock last
         self.due: dict[str, int] = {}  # what the current command's clock move ran
+        # what a clock advance's due work did and committed, by command id: a batch redone
+        # after a refusal shares it, so the advance still reports what it did
+        self.committed_due: dict[str, dict[str, int]] = {}
 
     def find(self, cls: type[A], id: UUID) -> A | None:
         agg = self.aggregates.get(id)
