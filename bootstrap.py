@@ -94,6 +94,20 @@ class Config:
     webhook_budget_s: float = 10.0  # delivery at the end of a CLI command stops after this
     policy: Path | None = None  # the access policy file (TOML); unset: everything allowed
 
+    def serve_env(self) -> dict[str, str]:
+        """The SUBLEDGER_* settings that make a `subledger serve` subprocess (or any other)
+        use this configuration's stores and topics: `from_env`'s inverse for those."""
+        return {
+            "SUBLEDGER_DATA_DIR": str(self.data_dir),
+            "SUBLEDGER_EVENT_STORE": self.event_store or "",
+            "SUBLEDGER_READ_DB": self.read_db or "",
+            "SUBLEDGER_KAFKA_BOOTSTRAP": self.kafka_bootstrap or "",
+            "SUBLEDGER_COMMANDS_TOPIC": self.commands_topic,
+            "SUBLEDGER_EVENTS_TOPIC": self.events_topic,
+            "SUBLEDGER_REJECTED_TOPIC": self.rejected_topic,
+            "SUBLEDGER_GROUP_PREFIX": self.group_prefix,
+        }
+
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Config:
         env = dict(os.environ if env is None else env)

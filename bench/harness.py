@@ -30,20 +30,6 @@ AT = datetime(2025, 3, 1, tzinfo=UTC)
 SUBLEDGER = str(Path(sys.executable).with_name("subledger"))
 
 
-def config_env(config: Config) -> dict[str, str]:
-    """The SUBLEDGER_* settings that make a `subledger serve` subprocess use `config`."""
-    return {
-        "SUBLEDGER_DATA_DIR": str(config.data_dir),
-        "SUBLEDGER_EVENT_STORE": config.event_store or "",
-        "SUBLEDGER_READ_DB": config.read_db or "",
-        "SUBLEDGER_KAFKA_BOOTSTRAP": config.kafka_bootstrap or "",
-        "SUBLEDGER_COMMANDS_TOPIC": config.commands_topic,
-        "SUBLEDGER_EVENTS_TOPIC": config.events_topic,
-        "SUBLEDGER_REJECTED_TOPIC": config.rejected_topic,
-        "SUBLEDGER_GROUP_PREFIX": config.group_prefix,
-    }
-
-
 class Databases:
     """Creates PostgreSQL databases on the services' server, and drops every one at the end."""
 
@@ -118,7 +104,7 @@ class Serve:
         self, config: Config, kinds: Iterable[str], wrap: dict[str, list[str]] | None = None
     ) -> None:
         """`wrap[kind]` goes before that kind's command line (a profiler, say)."""
-        env = {**os.environ, **config_env(config), "SUBLEDGER_LOG_LEVEL": "WARNING"}
+        env = {**os.environ, **config.serve_env(), "SUBLEDGER_LOG_LEVEL": "WARNING"}
         cmd = [SUBLEDGER, "serve", "--clock", "manual"]
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.log = open(config.data_dir / "serve.log", "ab")  # noqa: SIM115 (closed in stop)

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.error import HTTPError
 from urllib.request import urlopen
 
-from pipeline_support import Upstream, config_env, events_per_command
+from pipeline_support import Upstream, events_per_command
 
 from bootstrap import Config, Runtime
 from consumers import kafka as k
@@ -107,7 +107,7 @@ def test_serve_rides_out_a_postgresql_and_a_broker_restart(
     log = tmp_path / "serve.log"
     env = {
         **own_services.env,
-        **config_env(config),
+        **config.serve_env(),
         "SUBLEDGER_KEY_STORE": s["SUBLEDGER_KEY_STORE"],
         "SUBLEDGER_GATEWAY": "sandbox",
         "SUBLEDGER_LOG_LEVEL": "INFO",

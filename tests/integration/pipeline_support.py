@@ -35,19 +35,6 @@ def make_config(
     return Config.from_env(env, **overrides)
 
 
-def config_env(config: Config) -> dict[str, str]:
-    return {
-        "SUBLEDGER_DATA_DIR": str(config.data_dir),
-        "SUBLEDGER_EVENT_STORE": config.event_store or "",
-        "SUBLEDGER_READ_DB": config.read_db or "",
-        "SUBLEDGER_KAFKA_BOOTSTRAP": config.kafka_bootstrap or "",
-        "SUBLEDGER_COMMANDS_TOPIC": config.commands_topic,
-        "SUBLEDGER_EVENTS_TOPIC": config.events_topic,
-        "SUBLEDGER_REJECTED_TOPIC": config.rejected_topic,
-        "SUBLEDGER_GROUP_PREFIX": config.group_prefix,
-    }
-
-
 class Served:
     """`serve` in a background thread, stopped like SIGTERM would."""
 

@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline_support import Upstream, config_env, events_per_command, make_config
+from pipeline_support import Upstream, events_per_command, make_config
 
 from bootstrap import Runtime
 from consumers import kafka as k
@@ -28,7 +28,7 @@ BURST = 300
 
 
 def start_serve(config, workers: str, log: Path) -> subprocess.Popen:
-    env = {**os.environ, **config_env(config), "SUBLEDGER_LOG_LEVEL": "WARNING"}
+    env = {**os.environ, **config.serve_env(), "SUBLEDGER_LOG_LEVEL": "WARNING"}
     with open(log, "ab") as out:
         return subprocess.Popen(
             [SUBLEDGER, "serve", "--workers", workers, "--clock", "manual"],

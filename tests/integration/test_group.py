@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from pipeline_support import (
     Upstream,
-    config_env,
     events_per_command,
     group_view,
     make_config,
@@ -159,7 +158,7 @@ def test_a_worker_process_frozen_past_the_session_timeout_rejoins_and_applies_ea
     broker expels it; after SIGCONT it rejoins and takes its share again."""
     k.ensure_topics(config)
     group = f"{config.group_prefix}-ledger"
-    env = {**os.environ, **config_env(config), "SUBLEDGER_LOG_LEVEL": "WARNING"}
+    env = {**os.environ, **config.serve_env(), "SUBLEDGER_LOG_LEVEL": "WARNING"}
     log = tmp_path / "serve.log"
     with open(log, "ab") as out:
         serve = subprocess.Popen(

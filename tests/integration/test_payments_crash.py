@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipeline_support import Served, Upstream, config_env, make_config
+from pipeline_support import Served, Upstream, make_config
 
 from bootstrap import Runtime
 from domain import commands as c
@@ -36,7 +36,7 @@ SEED = int(os.environ.get("SUBLEDGER_CRASH_SEED", "0")) or random.randrange(1, 1
 def start_payments(config: Any, log: Path) -> subprocess.Popen:
     env = {
         **os.environ,
-        **config_env(config),
+        **config.serve_env(),
         "SUBLEDGER_GATEWAY": "sandbox",
         "SUBLEDGER_LOG_LEVEL": "WARNING",
     }

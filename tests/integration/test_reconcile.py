@@ -180,12 +180,12 @@ def test_kafka_fed_read_models_reconcile_through_the_cli(
     import sys
     from pathlib import Path
 
-    from pipeline_support import Served, config_env, make_config, wait_projected
+    from pipeline_support import Served, make_config, wait_projected
     from test_pipeline import scenario
 
     config = make_config(services, pg_database_pair, make_topic, tmp_path / "kafka")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUBLEDGER_")}
-    env.update(config_env(config))
+    env.update(config.serve_env())
     cli = [str(Path(sys.executable).with_name("subledger")), "audit", "reconcile"]
 
     def run(*args: str) -> subprocess.CompletedProcess:

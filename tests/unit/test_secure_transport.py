@@ -171,3 +171,23 @@ def test_the_read_db_checks_its_url_before_connecting() -> None:
 
     with pytest.raises(ValueError, match=r"SUBLEDGER_READ_DB .*'sslmod'"):
         ReadDB(f"{URL}?sslmod=require")
+
+
+def test_serve_env_gives_a_subprocess_the_same_stores_and_topics(tmp_path) -> None:
+    """`Config.serve_env` is `from_env`'s inverse for what a `serve` subprocess must share."""
+    config = Config.from_env(
+        {
+            "SUBLEDGER_DATA_DIR": str(tmp_path),
+            "SUBLEDGER_EVENT_STORE": "postgresql://u@h:5/e",
+            "SUBLEDGER_READ_DB": "postgresql://u@h:5/r",
+            "SUBLEDGER_KAFKA_BOOTSTRAP": "h:9092",
+            "SUBLEDGER_COMMANDS_TOPIC": "c",
+            "SUBLEDGER_EVENTS_TOPIC": "e",
+            "SUBLEDGER_REJECTED_TOPIC": "r",
+            "SUBLEDGER_GROUP_PREFIX": "g",
+        }
+    )
+    again = Config.from_env(config.serve_env())
+    for field in ("data_dir", "event_store", "read_db", "kafka_bootstrap", "commands_topic",
+                  "events_topic", "rejected_topic", "group_prefix"):  # fmt: skip
+        assert getattr(again, field) == getattr(config, field), field
