@@ -46,6 +46,37 @@ def _units(minor: int, currency: str) -> str:
         return str(minor)
 
 
+def _amounts(rows: list[dict[str, Any]], key: str, currency: str, sign: int = 1) -> list[str]:
+    return [_units(sign * int(r.get(key) or 0), currency) for r in rows]
+
+
+def _bars(
+    months: list[dict[str, Any]],
+    currency: str,
+    bars: tuple[tuple[str, str, str, int], ...],
+    line: tuple[str, str, str] | None = None,
+) -> go.Figure:
+    """Monthly bars (key, name, colour, sign) and, optionally, a line (key, name, colour)."""
+    fig = go.Figure()
+    x = [m["month"] for m in months]
+    for key, name, colour, sign in bars:
+        fig.add_trace(
+            go.Bar(x=x, y=_amounts(months, key, currency, sign), name=name, marker_color=colour)
+        )
+    if line is not None:
+        key, name, colour = line
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=_amounts(months, key, currency),
+                name=name,
+                mode="lines+markers",
+                line={"color": colour},
+            )
+        )
+    return fig
+
+
 def _layout(fig: go.Figure, title: str, currency: str | None = None, **more: Any) -> go.Figure:
     layout = {
         "template": "plotly_white",
@@ -69,7 +100,7 @@ def mrr_arr(points: list[dict[str, Any]], currency: str) -> go.Figure | None:
     fig.add_trace(
         go.Scatter(
             x=months,
-            y=[_units(p["mrr"], currency) for p in points],
+            y=_amounts(points, "mrr", currency),
             name="MRR",
             mode="lines+markers",
         )
@@ -77,7 +108,7 @@ def mrr_arr(points: list[dict[str, Any]], currency: str) -> go.Figure | None:
     fig.add_trace(
         go.Scatter(
             x=months,
-            y=[_units(p["arr"], currency) for p in points],
+            y=_amounts(points, "arr", currency),
             name="ARR (right axis)",
             mode="lines+markers",
             yaxis="y2",
@@ -120,25 +151,12 @@ def waterfall(steps: list[dict[str, Any]], currency: str) -> go.Figure:
 
 
 def movements(months: list[dict[str, Any]], currency: str) -> go.Figure:
-    fig = go.Figure()
-    x = [m["month"] for m in months]
-    for kind in ("new", "expansion", "reactivation", "contraction", "churn"):
-        fig.add_trace(
-            go.Bar(
-                x=x,
-                y=[_units(m[kind], currency) for m in months],
-                name=kind,
-                marker_color=COLOURS[kind],
-            )
-        )
-    fig.add_trace(
-        go.Scatter(
-            x=x,
-            y=[_units(m["net"], currency) for m in months],
-            name="net",
-            mode="lines+markers",
-            line={"color": "#212121"},
-        )
+    kinds = ("new", "expansion", "reactivation", "contraction", "churn")
+    fig = _bars(
+        months,
+        currency,
+        tuple((kind, kind, COLOURS[kind], 1) for kind in kinds),
+        ("net", "net", "#212121"),
     )
     return _layout(fig, f"MRR movements by month ({currency})", currency, barmode="relative")
 
@@ -160,22 +178,16 @@ def churn_rates(months: list[dict[str, Any]]) -> go.Figure:
 
 
 def churned_mrr(months: list[dict[str, Any]], currency: str) -> go.Figure:
-    fig = go.Figure()
-    x = [m["month"] for m in months]
-    for key, name, colour, sign in (
-        ("churned_mrr", "churned", COLOURS["churn"], -1),
-        ("contraction_mrr", "contraction", COLOURS["contraction"], -1),
-        ("expansion_mrr", "expansion", COLOURS["expansion"], 1),
-        ("reactivation_mrr", "reactivation", COLOURS["reactivation"], 1),
-    ):
-        fig.add_trace(
-            go.Bar(
-                x=x,
-                y=[_units(sign * int(m.get(key) or 0), currency) for m in months],
-                name=name,
-                marker_color=colour,
-            )
-        )
+    fig = _bars(
+        months,
+        currency,
+        (
+            ("churned_mrr", "churned", COLOURS["churn"], -1),
+            ("contraction_mrr", "contraction", COLOURS["contraction"], -1),
+            ("expansion_mrr", "expansion", COLOURS["expansion"], 1),
+            ("reactivation_mrr", "reactivation", COLOURS["reactivation"], 1),
+        ),
+    )
     return _layout(fig, f"MRR lost and won back ({currency})", currency, barmode="relative")
 
 
@@ -203,25 +215,11 @@ def heatmap(cohorts: list[dict[str, Any]], meaning: str) -> go.Figure:
 
 
 def revenue(months: list[dict[str, Any]], currency: str) -> go.Figure:
-    fig = go.Figure()
-    x = [m["month"] for m in months]
-    for key in ("billed", "collected", "recognised"):
-        fig.add_trace(
-            go.Bar(
-                x=x,
-                y=[_units(m[key], currency) for m in months],
-                name=key,
-                marker_color=COLOURS[key],
-            )
-        )
-    fig.add_trace(
-        go.Scatter(
-            x=x,
-            y=[_units(m["deferred_at_end"], currency) for m in months],
-            name="deferred at month end",
-            mode="lines+markers",
-            line={"color": COLOURS["deferred"]},
-        )
+    fig = _bars(
+        months,
+        currency,
+        tuple((key, key, COLOURS[key], 1) for key in ("billed", "collected", "recognised")),
+        ("deferred_at_end", "deferred at month end", COLOURS["deferred"]),
     )
     return _layout(fig, f"Revenue by month ({currency})", currency, barmode="group")
 

@@ -62,15 +62,17 @@ def take_effect(ledger: Ledger, uow: UnitOfWork, command: c.Command) -> c.Comman
     # nothing in it can be refused); any other command keeps "an error records nothing":
     # the charges its due work asks for are settled once it has committed
     settle_as_it_goes = isinstance(command, c.AdvanceClock)
-    # nothing of this batch is in the unit of work yet (it holds no unrecorded event)
-    first_in_batch = not any(agg.pending_events for agg in uow.aggregates.values())
+    # a clock advance with nothing of this batch in the unit of work yet (no unrecorded event)
+    first_in_batch = settle_as_it_goes and not any(
+        agg.pending_events for agg in uow.aggregates.values()
+    )
     uow.due = run_due(ledger, uow, command.at, command.meta(actor="scheduler"), settle_as_it_goes)
     if clock is None:
         uow.start(LedgerClock.start(id=CLOCK_ID, at=command.at, meta=command.meta()))
     else:
         clock.move_to(command.at)
         uow.clock_meta = command.meta()
-    if settle_as_it_goes and first_in_batch:
+    if first_in_batch:
         # A clock advance's due work is a chunk of its own: committed with the clock's move
         # (nothing in it can be refused, and it is derived from the book, so the advance run
         # again finds it done), so a command refused later in the batch redoes only itself
