@@ -185,16 +185,20 @@ class LogFeeder:
         """Apply `records` past `position`; on a failure, keep those before it and stop there."""
         todo = [r for r in records if r.position is not None and r.position > position]
         fault = unreadable if unreadable and unreadable["position"] > position else None
+        pipelined = True  # writes sent many at a time; one by one to find a failing one
         while todo:
             done = 0
             try:
-                with self.db.savepoint():
+                with self.db.savepoint(), self.db.pipelined(pipelined):
                     for record in todo:
                         projection.apply(self.db, record)
                         done += 1
             except Exception as exc:
                 if self.db.is_transient(exc):
                     raise  # busy or gone: no verdict on the event; the caller retries later
+                if pipelined and self.db.kind == "postgres":
+                    pipelined = False  # a held-back write failed: which event's is not known
+                    continue
                 record = todo[done]
                 fault = {"position": record.position, "event": record.name}
                 fault["reason"] = one_line(exc)

@@ -161,30 +161,38 @@ class ProjectionWorker:
                 return 0
             todo = self._decode(tp, messages)
             stored = self._versions({r.aggregate_id for _offset, r in todo})
+            pipelined = True  # writes sent many at a time; one by one to find a failing one
             while True:
                 done = [0]
                 try:
-                    with self.db.savepoint():  # only the projection's own writes inside
+                    # only the projection's own writes inside the savepoint
+                    with self.db.savepoint(), self.db.pipelined(pipelined):
                         applied, versions = self._apply(todo, dict(stored), done)
                     break
                 except Exception as exc:
-                    if self.db.is_transient(exc) or done[0] >= len(todo):
+                    if self.db.is_transient(exc):
+                        raise
+                    if pipelined and self.db.kind == "postgres":
+                        pipelined = False  # a held-back write failed: which event's is not known
+                        continue
+                    if done[0] >= len(todo):
                         raise
                     offset, record = todo[done[0]]
                     fault = {"offset": offset, "event": record.name, "reason": one_line(exc)}
                     todo = todo[: done[0]]  # those before it applied fine: keep them
-            self.db.executemany(
-                "INSERT INTO projection_versions (projection, aggregate_id, version)"
-                " VALUES (?, ?, ?) ON CONFLICT (projection, aggregate_id)"
-                " DO UPDATE SET version = excluded.version",
-                [(name, a, v) for a, v in versions.items()],
-            )
-            end = fault["offset"] if fault else messages[-1].offset + 1
-            set_position(self.db, name, where, end)
-            if fault:
-                at = ts(datetime.now(UTC)) or ""
-                offset, event = fault["offset"], fault["event"]
-                record_fault(self.db, name, where, offset, event, fault["reason"], at)
+            with self.db.pipelined():  # the duplicate guard and the position, sent at once
+                self.db.executemany(
+                    "INSERT INTO projection_versions (projection, aggregate_id, version)"
+                    " VALUES (?, ?, ?) ON CONFLICT (projection, aggregate_id)"
+                    " DO UPDATE SET version = excluded.version",
+                    [(name, a, v) for a, v in versions.items()],
+                )
+                end = fault["offset"] if fault else messages[-1].offset + 1
+                set_position(self.db, name, where, end)
+                if fault:
+                    at = ts(datetime.now(UTC)) or ""
+                    offset, event = fault["offset"], fault["event"]
+                    record_fault(self.db, name, where, offset, event, fault["reason"], at)
         self.applied += applied
         if fault is None:
             return len(messages)

@@ -53,9 +53,12 @@ class Projection:
 
     name: ClassVar[str]
     tables: ClassVar[dict[str, str]]  # table name -> CREATE TABLE statement
+    # CREATE INDEX IF NOT EXISTS statements for the lookups its handlers make on other
+    # columns than a key (dropped with their tables, made again on an existing read DB)
+    indexes: ClassVar[tuple[str, ...]] = ()
 
     def create(self, db: ReadDB) -> None:
-        db.script([*self.tables.values(), POSITIONS_DDL, FAULTS_DDL, WORKERS_DDL])
+        db.script([*self.tables.values(), *self.indexes, POSITIONS_DDL, FAULTS_DDL, WORKERS_DDL])
 
     def drop(self, db: ReadDB) -> None:
         """Drop the tables, and the analysts' views over them (`create_views` makes them again

@@ -24,11 +24,17 @@ from projections.statuses import (
 )
 from schemas.records import EventRecord
 
+SUB_CACHE = 100_000  # subscriptions whose id, customer and currency a billing model keeps
+
 
 class BillingProjection(CreditModel, Projection):
     """Plans, customers, subscriptions, invoices, payments; credit (projections/credit.py)."""
 
     name = "billing"
+
+    def __init__(self) -> None:
+        self._subs: dict[str, dict] = {}
+
     tables = {
         "plans": """CREATE TABLE IF NOT EXISTS plans (
             plan_id TEXT PRIMARY KEY, aggregate_id TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
@@ -69,6 +75,9 @@ class BillingProjection(CreditModel, Projection):
             reason TEXT, reference TEXT, message TEXT)""",
         **CREDIT_TABLES,  # customer_credit, credit_notes, refunds, ...
     }
+    indexes = (  # a subscription's next retry is the earliest of its open invoices'
+        "CREATE INDEX IF NOT EXISTS invoices_by_subscription ON invoices (subscription_id, status)",
+    )
 
     # ---- catalog and customers ---------------------------------------------------------
 
@@ -140,12 +149,20 @@ class BillingProjection(CreditModel, Projection):
             )
 
     def _sub(self, db: ReadDB, r: EventRecord) -> dict:
-        rows = db.query(
-            "SELECT subscription_id, customer_id, currency FROM subscriptions"
-            " WHERE aggregate_id = ?",
-            (r.aggregate_id,),
-        )
-        return rows[0]
+        """The subscription's id, customer and currency: fixed from its first event on, so
+        kept once read (a bounded cache: a read per event of a long batch cost more than
+        its writes)."""
+        known = self._subs.get(r.aggregate_id)
+        if known is None:
+            rows = db.query(
+                "SELECT subscription_id, customer_id, currency FROM subscriptions"
+                " WHERE aggregate_id = ?",
+                (r.aggregate_id,),
+            )
+            if len(self._subs) >= SUB_CACHE:
+                self._subs.clear()
+            known = self._subs[r.aggregate_id] = rows[0]
+        return known
 
     def _period(self, db: ReadDB, r: EventRecord, extra: str = "", params: tuple = ()) -> None:
         db.execute(
@@ -307,6 +324,7 @@ class BillingProjection(CreditModel, Projection):
     ADDED_COLUMNS = {"invoices": {"charging": "INTEGER"}, "payments": {"message": "TEXT"}}
 
     def create(self, db: ReadDB) -> None:
+        self._subs.clear()  # a new or rebuilt read DB: nothing known of it yet
         super().create(db)
         with db.transaction():
             for table, columns in self.ADDED_COLUMNS.items():

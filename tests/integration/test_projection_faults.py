@@ -30,6 +30,7 @@ class FaultyBilling(BillingProjection):
     """The real billing model with a bug: one subscription's MRR too big for a BIGINT."""
 
     def __init__(self, bad: str | None = "bad") -> None:
+        super().__init__()
         self.bad = bad
 
     def on_Subscription_Subscribed(self, db: ReadDB, r: EventRecord) -> None:
@@ -154,3 +155,75 @@ def test_feeders_sharing_a_postgres_read_db_apply_each_event_once(
     assert len(rows(setup, ["invoices"])["invoices"]) == 30
     assert get_faults(setup) == []
     setup.close()
+
+
+def test_pipelined_writes_wait_for_a_read_and_fail_where_they_are_sent(
+    make_pg_database: Callable[..., str],
+) -> None:
+    db = ReadDB(make_pg_database("pipe"))
+    other = ReadDB(db.url)
+    try:
+        db.script(["CREATE TABLE t (k TEXT PRIMARY KEY, n BIGINT NOT NULL)"])
+        with db.transaction(), db.pipelined():
+            assert db.execute("INSERT INTO t (k, n) VALUES (?, ?)", ("a", 1)) == -1  # held back
+            db.executemany("INSERT INTO t (k, n) VALUES (?, ?)", [("b", 2), ("c", 3)])
+            assert db._pending is not None and len(db._pending) == 3  # nothing sent yet
+            # a read sends what was written before it, and sees it
+            assert db.query("SELECT SUM(n) AS s FROM t")[0]["s"] == 6
+            db.execute("UPDATE t SET n = n + 10 WHERE k = ?", ("a",))
+        assert [r["n"] for r in other.query("SELECT n FROM t ORDER BY k")] == [11, 2, 3]
+
+        # a bad write raises when it is sent (the end of the block), and the savepoint
+        # undoes the block's writes, sent or not, while the transaction goes on
+        with db.transaction():
+            with (
+                pytest.raises(Exception, match="out of range"),
+                db.savepoint(),
+                db.pipelined(),
+            ):
+                db.execute("UPDATE t SET n = 0 WHERE k = ?", ("a",))
+                db.query("SELECT 1 AS one")  # sends the update
+                db.execute("UPDATE t SET n = ? WHERE k = ?", (TOO_BIG, "b"))
+                db.execute("UPDATE t SET n = 0 WHERE k = ?", ("c",))
+            db.execute("INSERT INTO t (k, n) VALUES (?, ?)", ("d", 4))
+        assert db._pending is None
+        assert [r["n"] for r in other.query("SELECT n FROM t ORDER BY k")] == [11, 2, 3, 4]
+    finally:
+        other.close()
+        db.close()
+
+
+def test_a_failing_write_among_many_pipelined_is_pinned_to_its_own_event(
+    runtime: Runtime,
+) -> None:
+    """Writes sent many at a time fail at the send, after the handler that made the bad one
+    returned: the feeder applies the batch again one statement at a time, so the fault
+    names that event and every event before it, in the same batch, is kept."""
+    billing = FaultyBilling()
+    runtime.feeder.projections[0] = billing
+    runtime.ledger.execute(c.DefinePlan(command_id="plan", at=AT, plan_id="basic", name="Basic",
+                                        currency="USD", pricing={"model": "flat", "amount": 1000,
+                                                                 "tiers": []}))  # fmt: skip
+    names = ["good-1", "good-2", "bad", "good-3"]
+    for sub in names:  # applied to the book first, fed to the read models in one batch
+        runtime.ledger.execute(c.RegisterCustomer(command_id=f"reg-{sub}", at=AT,
+                                                  customer_id=f"cus-{sub}", name="Ada",
+                                                  email=f"{sub}@example.com",
+                                                  payment_token="tok_visa"))  # fmt: skip
+        runtime.ledger.execute(c.Subscribe(command_id=f"sub-{sub}", at=AT,
+                                           customer_id=f"cus-{sub}", plan_id="basic",
+                                           subscription_id=sub))  # fmt: skip
+    (bad,) = [
+        r.position
+        for r in runtime.feeder.records(0, 10_000)
+        if r.name == "Subscription.Subscribed" and r.data["subscription_id"] == "bad"
+    ]
+    runtime.catch_up()
+    assert runtime.feeder.positions()["billing"] == bad - 1
+    (fault,) = get_faults(runtime.db)
+    assert (fault["position"], fault["event"]) == (bad, "Subscription.Subscribed")
+    assert "out of range" in fault["reason"]
+    subs = runtime.db.query("SELECT subscription_id FROM subscriptions ORDER BY 1")
+    assert [s["subscription_id"] for s in subs] == ["good-1", "good-2"]
+    customers = runtime.db.query("SELECT customer_id FROM customers ORDER BY 1")
+    assert [r["customer_id"] for r in customers] == ["cus-bad", "cus-good-1", "cus-good-2"]

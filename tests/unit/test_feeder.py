@@ -49,6 +49,7 @@ class FaultyBilling(BillingProjection):
     """The real billing model, with the real bug: a subscription's MRR too big for SQLite."""
 
     def __init__(self, bad_subscription: str | None = "bad") -> None:
+        super().__init__()
         self.bad = bad_subscription
 
     def on_Subscription_Subscribed(self, db: ReadDB, r: EventRecord) -> None:
