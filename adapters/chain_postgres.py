@@ -3,8 +3,9 @@ a module of its own, so that the embedded default never loads psycopg."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresProcessRecorder
@@ -39,6 +40,36 @@ class PostgresChainRecorder(ChainMixin, PostgresProcessRecorder):
             )
             .as_string(None)
         )
+
+    def select_histories(self, after: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
+        """Each aggregate's stored events after the version given (0: all), in one query:
+        what a batch of commands will read, instead of a query per aggregate."""
+        if not after:
+            return {}
+        statement = SQL(
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state FROM {0}.{1} e"
+            " JOIN unnest(%s::{2}[], %s::bigint[]) AS w (id, after)"
+            " ON e.originator_id = w.id AND e.originator_version > w.after"
+            " ORDER BY e.originator_id, e.originator_version"
+        ).format(
+            Identifier(self.datastore.schema),
+            Identifier(self.events_table_name),
+            SQL(self.datastore.originator_id_type),  # type: ignore[arg-type]
+        )
+        ids = list(after) if self.datastore.originator_id_type == "uuid" else list(map(str, after))
+        found: dict[UUID, list[StoredEvent]] = {}
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, (ids, list(after.values())))
+            for row in curs.fetchall():
+                found.setdefault(UUID(str(row["originator_id"])), []).append(
+                    StoredEvent(
+                        originator_id=row["originator_id"],
+                        originator_version=row["originator_version"],
+                        topic=row["topic"],
+                        state=bytes(row["state"]),
+                    )
+                )
+        return found
 
     def _older_events_sql(self) -> str:
         return f"SELECT 1 FROM {self._events_table()} WHERE notification_id < ? LIMIT 1"

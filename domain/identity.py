@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from uuid import UUID, uuid5
 
 NAMESPACE = UUID("6f1d2c4e-5b1a-4c1e-9a53-2f7d5e0b9c11")
 
 
+@lru_cache(maxsize=65_536)  # a pure function, asked for the same ids again and again
 def _uuid(kind: str, key: str) -> UUID:
     return uuid5(NAMESPACE, f"{kind}:{key}")
 

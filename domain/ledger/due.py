@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -17,7 +18,7 @@ from domain import commands as c
 from domain.books.clock import LedgerClock
 from domain.books.command_receipt import CommandReceipt
 from domain.errors import UnknownSubscription
-from domain.identity import CLOCK_ID
+from domain.identity import CLOCK_ID, customer_uuid
 from domain.ledger.billing import bill, collect
 from domain.ledger.unit_of_work import UnitOfWork
 from domain.subscription import Due, DueKind, Subscription
@@ -112,7 +113,11 @@ def run_due(
         if due is not None and due.at <= to:
             heapq.heappush(heap, (due, sub.id))
 
-    for sub_id in ledger.schedule.due_subscriptions(to):
+    due_ids = ledger.schedule.due_subscriptions(to)
+    ledger.preload(uow, due_ids)  # one read for all of them, then one for their customers
+    subs = [s for s in map(uow.preloaded.get, due_ids) if isinstance(s, Subscription)]
+    ledger.preload(uow, [customer_uuid(s.customer_id) for s in subs])
+    for sub_id in due_ids:
         sub = uow.find(Subscription, sub_id)
         if sub is not None:
             push(sub)
@@ -127,10 +132,10 @@ def run_due(
             touched = {*settle(ledger, uow, instant, meta, counts), *waiting}
             waiting.clear()
             for sub_id in touched:
-                push(uow.get(Subscription, sub_id, UnknownSubscription(str(sub_id))))
+                push(uow.get(Subscription, sub_id, partial(UnknownSubscription, str(sub_id))))
             continue
         due, sub_id = heapq.heappop(heap)
-        sub = uow.get(Subscription, sub_id, UnknownSubscription(str(sub_id)))
+        sub = uow.get(Subscription, sub_id, partial(UnknownSubscription, str(sub_id)))
         if sched.next_due(sub, settings.reminders) != due:
             continue  # stale entry: that work was done or moved
         charges = counts["charges"]
@@ -163,6 +168,7 @@ def settle(
     ledger.flush(uow)
     uow.keep_only(LedgerClock, CommandReceipt)  # the worker changes the others in the store
     settled = ledger.after_commit()
+    uow.forget_read_ahead()  # the worker wrote to the store since
     counts["payments_failed"] += settled.payments_failed
     counts["churned"] += settled.churned
     return settled.subscriptions

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
@@ -23,6 +24,10 @@ class UnitOfWork:
     def __init__(self, repository: Repository) -> None:
         self.repository = repository
         self.aggregates: dict[UUID, LedgerAggregate] = {}
+        # read ahead for this batch in one query (Ledger.preload): current as of then, so
+        # not asked of the store again; a conflicting write still fails the flush
+        self.preloaded: dict[UUID, LedgerAggregate] = {}
+        self.absent: set[UUID] = set()  # looked for then and not stored
         self.personal: dict[str, dict[str, Any] | None] = {}  # decrypted once per transaction
         self.sequence_meta: dict[str, Any] = {}  # the first invoice's command, for the sequence
         self.clock_meta: dict[str, Any] = {}  # the command that moved the clock last
@@ -34,19 +39,26 @@ class UnitOfWork:
     def find(self, cls: type[A], id: UUID) -> A | None:
         agg = self.aggregates.get(id)
         if agg is None:
-            try:
-                agg = self.repository.get(id)
-            except AggregateNotFoundError:
+            if id in self.absent:
                 return None
+            agg = self.preloaded.pop(id, None)
+            if agg is None:
+                try:
+                    agg = self.repository.get(id)
+                except AggregateNotFoundError:
+                    self.absent.add(id)  # a tax rate never set: not asked again this batch
+                    return None
             self.aggregates[id] = agg
         if not isinstance(agg, cls):
             return None
         return agg
 
-    def get(self, cls: type[A], id: UUID, error: LedgerError) -> A:
+    def get(self, cls: type[A], id: UUID, error: Callable[[], LedgerError]) -> A:
+        """The aggregate, or `error()` raised (made only then: an error masks card numbers
+        in its message, which cost more than the lookup itself)."""
         agg = self.find(cls, id)
         if agg is None:
-            raise error
+            raise error()
         return agg
 
     def add(self, agg: A) -> A:
@@ -54,6 +66,7 @@ class UnitOfWork:
         if agg.id in self.aggregates or self.find(type(agg), agg.id) is not None:
             raise AlreadyExists("already exists")
         self.aggregates[agg.id] = agg
+        self.absent.discard(agg.id)
         return agg
 
     def start(self, agg: A) -> A:
@@ -69,7 +82,13 @@ class UnitOfWork:
         if agg.id in self.aggregates:
             raise IntegrityError(f"{type(agg).__name__} {agg.id} was started meanwhile")
         self.aggregates[agg.id] = agg
+        self.absent.discard(agg.id)
         return agg
+
+    def forget_read_ahead(self) -> None:
+        """Drop what `Ledger.preload` read: others (the payments worker) wrote since."""
+        self.preloaded.clear()
+        self.absent.clear()
 
     def keep_only(self, *classes: type[LedgerAggregate]) -> None:
         """Let go of every aggregate but those of `classes` (after a chunk was committed)."""

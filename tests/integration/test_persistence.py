@@ -393,3 +393,60 @@ def test_a_book_started_by_another_writer_meanwhile_is_a_redo_not_a_refusal(
         assert numbers == {"bee": "INV-000001", "ada": "INV-000002"}
     finally:
         check.close()
+
+
+def test_a_batch_reads_its_aggregates_in_one_query_and_sees_other_writers(
+    tmp_path: Path, pg_database_pair: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a batch's receipts, customers and subscriptions are read ahead in one
+    query (Ledger.preload), not one each; a copy cached before another writer changed an
+    aggregate is brought up to date by that read, so the batch meets the other's change."""
+    config = Config(
+        data_dir=tmp_path / "data",
+        event_store=pg_database_pair.event_store_url,
+        read_db=pg_database_pair.read_db_url,
+    )
+    a, b = Runtime(config), Runtime(config)
+    try:
+        a.ledger.execute(c.DefinePlan(command_id="plan", at=JAN, plan_id="basic", name="Basic",
+                                      currency="USD", pricing=flat(1000)))  # fmt: skip
+        signups: list[c.Command] = []
+        for i in range(20):
+            signups += [
+                c.RegisterCustomer(command_id=f"reg-{i}", at=JAN, customer_id=f"cus-{i}",
+                                   name="C", email=f"c{i}@example.com", payment_token="tok_visa"),
+                c.Subscribe(command_id=f"sub-{i}", at=JAN, customer_id=f"cus-{i}",
+                            plan_id="basic", subscription_id=f"sub-{i}"),
+            ]  # fmt: skip
+        reads: list[Any] = []
+        select_events = type(a.ledger.recorder).select_events
+
+        def counted(self: Any, originator_id: Any, **kwargs: Any) -> Any:
+            reads.append(originator_id)
+            return select_events(self, originator_id, **kwargs)
+
+        monkeypatch.setattr(type(a.ledger.recorder), "select_events", counted)
+        settle, a.ledger.after_commit = a.ledger.after_commit, None  # the batch's reads only
+        results = a.ledger.execute_batch(signups)
+        a.ledger.after_commit = settle
+        assert [r.error for r in results] == [None] * 40
+        assert len(reads) <= 2, reads  # 40 commands, 80 aggregates looked up: none one by one
+        from domain.customer import Customer
+
+        cached = a.ledger.get(Customer, customer_uuid("cus-3"))
+        assert cached is not None and cached.erased is False  # cached in `a` now
+
+        b.ledger.execute(c.EraseCustomer(command_id="erase-3", at=JAN, customer_id="cus-3"))
+        (late,) = a.ledger.execute_batch([
+            c.Subscribe(command_id="sub-late", at=JAN, customer_id="cus-3", plan_id="basic",
+                        subscription_id="sub-late"),
+        ])  # fmt: skip
+        assert late.error is not None and "erased" in str(late.error)
+        (again,) = a.ledger.execute_batch([
+            c.Subscribe(command_id="sub-0", at=JAN, customer_id="cus-0", plan_id="basic",
+                        subscription_id="sub-0"),
+        ])  # fmt: skip
+        assert again.outcome is not None and again.outcome["duplicate"] is True
+    finally:
+        a.close()
+        b.close()

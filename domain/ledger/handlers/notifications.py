@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
 def _delivery(uow: UnitOfWork, message_id: str) -> Delivery:
     return uow.get(
-        Delivery, delivery_uuid(message_id), NotFound(f"no delivery of message {message_id}")
+        Delivery,
+        delivery_uuid(message_id),
+        lambda: NotFound(f"no delivery of message {message_id}"),
     )
 
 

@@ -30,7 +30,7 @@ def subscribe(ledger: Ledger, cmd: c.Subscribe, uow: UnitOfWork) -> dict[str, An
     coupon = None
     if cmd.coupon:
         found = uow.get(
-            Coupon, coupon_uuid(cmd.coupon), UnknownCoupon(f"unknown coupon '{cmd.coupon}'")
+            Coupon, coupon_uuid(cmd.coupon), lambda: UnknownCoupon(f"unknown coupon '{cmd.coupon}'")
         )
         found.check_exists_at(cmd.at, f"coupon '{cmd.coupon}'")
         coupon = found.terms

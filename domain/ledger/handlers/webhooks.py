@@ -34,7 +34,7 @@ def _registry(uow: UnitOfWork, endpoint_id: str) -> WebhookEndpoints:
     return uow.get(
         WebhookEndpoints,
         ENDPOINTS_ID,
-        UnknownWebhookEndpoint(f"unknown webhook endpoint '{endpoint_id}'"),
+        lambda: UnknownWebhookEndpoint(f"unknown webhook endpoint '{endpoint_id}'"),
     )
 
 
@@ -42,7 +42,7 @@ def _delivery(uow: UnitOfWork, delivery_id: str) -> WebhookDelivery:
     return uow.get(
         WebhookDelivery,
         delivery_uuid(delivery_id),
-        UnknownWebhookDelivery(f"unknown webhook delivery '{delivery_id}'"),
+        lambda: UnknownWebhookDelivery(f"unknown webhook delivery '{delivery_id}'"),
     )
 
 
