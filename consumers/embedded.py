@@ -225,18 +225,25 @@ class LogFeeder:
         self.recorded.append(fault)
 
     def rebuild(
-        self, projection: Projection, progress: Callable[[int, int], None] | None = None
+        self,
+        projections: Projection | Sequence[Projection],
+        progress: Callable[[int, int], None] | None = None,
     ) -> int:
-        """Drop and refill `projection` from the start, clearing its fault.
+        """Drop and refill read models from the start, in one pass over the event store,
+        clearing their faults; returns how many events were fed.
 
-        Raises ProjectionStuck if it stops on an event again; it stays stuck there.
+        Raises ProjectionStuck if one stops on an event again; it stays stuck there (the
+        others are rebuilt whole).
         """
-        with self.db.transaction():  # other processes never see it half dropped
+        many = [projections] if isinstance(projections, Projection) else list(projections)
+        with self.db.transaction():  # other processes never see them half dropped
             self.db.serialise(LOCK)
-            projection.drop(self.db)  # and the analysts' views, which read its tables
-            projection.create(self.db)
+            for projection in many:
+                projection.drop(self.db)  # and the analysts' views, which read its tables
+                projection.create(self.db)
             create_views(self.db)
-        feeder = LogFeeder(self.ledger, self.db, [projection], self.batch_size)
+        feeder = LogFeeder(self.ledger, self.db, many, self.batch_size)
         applied = feeder.catch_up(progress)
-        feeder.require(projection.name)
+        for projection in many:
+            feeder.require(projection.name)
         return applied

@@ -314,61 +314,80 @@ def wait_caught_up(
 
 
 class _Versions(Projection):
-    """Notes each aggregate's last version as another projection's duplicate guard."""
+    """Each aggregate's last version among the events a rebuild feeds: kept in memory and
+    written once at the end, as every rebuilt projection's duplicate guard."""
 
     tables: dict[str, str] = {}
 
-    def __init__(self, of: str) -> None:
-        self.of = of
-        self.name = f"{of}#versions"
+    def __init__(self, of: Sequence[str]) -> None:
+        self.name = f"{'+'.join(of)}#versions"  # its position while the rebuild runs
+        self.last: dict[str, int] = {}
 
     def apply(self, db: ReadDB, record: Any) -> None:
-        db.execute(
-            "INSERT INTO projection_versions (projection, aggregate_id, version) VALUES (?, ?, ?)"
-            " ON CONFLICT (projection, aggregate_id) DO UPDATE SET version = excluded.version",
-            (self.of, record.aggregate_id, record.version),
-        )
+        self.last[record.aggregate_id] = record.version
+
+
+VERSION_ROWS = 300  # rows of projection_versions per INSERT (3 parameters each)
 
 
 def rebuild_from_store(
     config: Any,
     ledger: Any,
-    projection: Projection,
+    projections: Projection | Sequence[Projection],
     db: ReadDB,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Rebuild a Kafka-fed read model from the event store, then hand it back to its group.
+    """Rebuild Kafka-fed read models from the event store, then hand each back to its group;
+    returns how many events were fed (one pass over the store, however many read models).
 
     The events topic need not keep every event (retention), so the rows come from the store.
     The topic's end offsets are read first: every event published before them is in the
-    store, so the group resumes there, and its duplicate guard (each aggregate's version,
-    written here) skips whatever it meets again. Stop the projection's workers first.
+    store, so each group resumes there, and its duplicate guard (each aggregate's version,
+    written here) skips whatever it meets again. Stop the projections' workers first.
     """
+    many = [projections] if isinstance(projections, Projection) else list(projections)
     ends = k.end_offsets(config, config.events_topic, "subledger-rebuild")
-    versions = _Versions(projection.name)
-    projection.drop(db)  # and the analysts' views, which read its tables
-    projection.create(db)
+    for projection in many:
+        projection.drop(db)  # and the analysts' views, which read its tables
+        projection.create(db)
     create_views(db)
+    names = [p.name for p in many]
+    versions = _Versions(names)
     with db.transaction():
         db.execute(VERSIONS_DDL)
-        db.execute("DELETE FROM projection_versions WHERE projection = ?", (projection.name,))
+        marks = ",".join("?" * len(names))
+        db.execute(f"DELETE FROM projection_versions WHERE projection IN ({marks})", names)
         db.execute("DELETE FROM projection_positions WHERE projection = ?", (versions.name,))
-    feeder = LogFeeder(ledger, db, [projection, versions])
+    feeder = LogFeeder(ledger, db, [*many, versions])
     applied = feeder.catch_up(progress)
-    fault = feeder.faults().get(projection.name)
-    with db.transaction():
+    faults = feeder.faults()
+    rows = list(versions.last.items())
+    with db.transaction(), db.pipelined():
         db.execute("DELETE FROM projection_positions WHERE projection = ?", (versions.name,))
-        for tp, end in ends.items():
-            where = source(tp.topic, tp.partition)
-            set_position(db, projection.name, where, end)
-            if fault is not None:  # incomplete: its workers must not resume past the gap
-                record_fault(
-                    db,
-                    projection.name,
-                    where,
-                    end,
-                    fault["event"],
-                    f"rebuild stopped at event {fault['position']}: {fault['reason']}",
-                    ts(datetime.now(UTC)) or "",
+        for projection in many:
+            for i in range(0, len(rows), VERSION_ROWS):
+                chunk = rows[i : i + VERSION_ROWS]
+                db.execute(
+                    "INSERT INTO projection_versions (projection, aggregate_id, version)"
+                    f" VALUES {','.join(['(?, ?, ?)'] * len(chunk))}",
+                    [
+                        x
+                        for aggregate, version in chunk
+                        for x in (projection.name, aggregate, version)
+                    ],
                 )
+            fault = faults.get(projection.name)
+            for tp, end in ends.items():
+                where = source(tp.topic, tp.partition)
+                set_position(db, projection.name, where, end)
+                if fault is not None:  # incomplete: its workers must not resume past the gap
+                    record_fault(
+                        db,
+                        projection.name,
+                        where,
+                        end,
+                        fault["event"],
+                        f"rebuild stopped at event {fault['position']}: {fault['reason']}",
+                        ts(datetime.now(UTC)) or "",
+                    )
     return applied

@@ -89,54 +89,62 @@ def projections_wait(app: App, timeout: float) -> None:
 
 
 @projections.command("rebuild")
-@click.argument("name")
+@click.argument("names", metavar="[NAME]...", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Every read model, in one pass.")
 @format_option
 @click.pass_obj
-def projections_rebuild(app: App, name: str, fmt: str) -> None:
-    """Drop a read model and rebuild it from the event store.
+def projections_rebuild(app: App, names: tuple[str, ...], every: bool, fmt: str) -> None:
+    """Drop read models and rebuild them from the event store, in one pass over it.
 
-    With Kafka, stop that projection's workers first; they resume after the rebuild.
+    Name them (`billing`, `metrics`, ...) or give --all. With Kafka, stop their workers
+    first; they resume after the rebuild.
     """
     from consumers.embedded import ProjectionStuck, stuck_at
     from projections.base import get_faults
 
     app.warn_stuck = False  # the rebuild clears the fault, or says where it stopped again
     runtime = app.runtime
-    found = [p for p in runtime.projections if p.name == name]
-    if not found:
+    known = {p.name: p for p in runtime.projections}
+    if every == bool(names):
         raise InvalidInput(
-            f"unknown projection '{name}' (known: {', '.join(p.name for p in runtime.projections)})"
+            f"name the read models to rebuild, or give --all, not both (known: {', '.join(known)})"
         )
+    if unknown := [n for n in names if n not in known]:
+        raise InvalidInput(f"unknown projection '{unknown[0]}' (known: {', '.join(known)})")
+    chosen = list(known.values()) if every else [known[n] for n in dict.fromkeys(names)]
+    label = ", ".join(p.name for p in chosen)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     with Progress(
-        TextColumn(f"[bold]rebuilding {name}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn(f"[bold]rebuilding {label}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("events"), disable=fmt != "table", transient=True,
     ) as bar:  # fmt: skip
-        task = bar.add_task(name, total=runtime.feeder.head())
+        task = bar.add_task(label, total=runtime.feeder.head())
 
         def progress(position: int, head: int) -> None:
             bar.update(task, completed=position, total=head)
 
-        if runtime.kafka_mode:  # rows from the store, then the Kafka group resumes at the end
+        if runtime.kafka_mode:  # rows from the store, then the Kafka groups resume at the end
             from consumers.projector import rebuild_from_store
 
             applied = rebuild_from_store(
-                app.config, runtime.ledger, found[0], runtime.db, progress=progress
+                app.config, runtime.ledger, chosen, runtime.db, progress=progress
             )
-            faults = get_faults(runtime.db, name)
+            faults = [f for p in chosen for f in get_faults(runtime.db, p.name)[:1]]
         else:
             try:
-                applied = runtime.feeder.rebuild(found[0], progress)
+                applied = runtime.feeder.rebuild(chosen, progress)
                 faults = []
             except ProjectionStuck as stopped:
                 faults = [stopped.fault]
     if faults:  # the fault is recorded, the read model stays at the event before it
+        fault = faults[0]
         raise Failure(
-            f"rebuilding {name} stopped: {stuck_at(faults[0])}; the read model stays"
-            " there (see 'subledger projections status'); this is a bug to report"
+            f"rebuilding {fault['projection']} stopped: {stuck_at(fault)}; the read model"
+            " stays there (see 'subledger projections status'); this is a bug to report"
         )
-    show({"projection": name, "events_applied": applied}, fmt)
+    rows = [{"projection": p.name, "events_applied": applied} for p in chosen]
+    show(rows[0] if len(rows) == 1 else rows, fmt)
 
 
 @click.command()

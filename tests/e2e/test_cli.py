@@ -462,6 +462,24 @@ def test_rebuilding_a_projection_from_the_cli_gives_the_same_invoices(book: Run)
     assert book("invoices", "list", "--format", "json").stdout == before
 
 
+def test_every_read_model_is_rebuilt_in_one_pass_and_reconciles(book: Run) -> None:
+    before = book("report", "mrr", "--format", "json").stdout
+    rebuilt = as_json(book("projections", "rebuild", "--all", "--format", "json"))
+    names = ["billing", "metrics", "notifications", "webhooks", "exports"]
+    assert [r["projection"] for r in rebuilt] == names
+    assert {r["events_applied"] for r in rebuilt} == {head(book)}
+    assert book("report", "mrr", "--format", "json").stdout == before
+    assert "identical" in book("audit", "reconcile").stdout
+    for args, says in [
+        ((), "or give --all"),
+        (("billing", "--all"), "not both"),
+        (("billing", "bogus"), "unknown projection 'bogus'"),
+    ]:
+        proc = book("projections", "rebuild", *args, check=False)
+        assert proc.returncode != 0 and says in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     "args",
     [("subscribe", "cus"), ("no-such-command",), ("report", "churn", "--from", "2024-01-01")],

@@ -384,9 +384,11 @@ def test_a_customers_moves_across_subscriptions_classify_as_embedded(config, tmp
     assert all(len(p) == 1 for p in partitions.values()), partitions  # one partition each
 
 
-def test_a_kafka_fed_read_model_rebuilt_from_the_store_resumes_without_doubles(
+def test_kafka_fed_read_models_rebuilt_from_the_store_resume_without_doubles(
     config, tmp_path
 ) -> None:
+    """Every read model rebuilt in one pass over the store (`projections rebuild --all`):
+    the same rows, each model's duplicate guard written, and the groups resume after it."""
     from consumers.projector import rebuild_from_store
 
     first = scenario(customers=4, months=2, seed=3)
@@ -397,6 +399,8 @@ def test_a_kafka_fed_read_model_rebuilt_from_the_store_resumes_without_doubles(
                     subscription_id="late-sub"),
     ]  # fmt: skip
     dump = "SELECT * FROM invoices ORDER BY number"
+    moves = "SELECT * FROM mrr_movements ORDER BY event_id"
+    sent = "SELECT message_id, template, status FROM notifications ORDER BY message_id"
     with Runtime(config) as runtime:
         runtime.ledger.execute_batch(first)
         served = Served(config, ["relay", "projections"])
@@ -404,10 +408,15 @@ def test_a_kafka_fed_read_model_rebuilt_from_the_store_resumes_without_doubles(
             wait_projected(config, runtime)
         finally:
             served.close()
-        before = runtime.db.query(dump)
-        billing = next(p for p in runtime.projections if p.name == "billing")
-        assert rebuild_from_store(config, runtime.ledger, billing, runtime.db) > 0
-        assert runtime.db.query(dump) == before
+        before = [runtime.db.query(q) for q in (dump, moves, sent)]
+        head = runtime.ledger.recorder.max_notification_id()
+        assert rebuild_from_store(config, runtime.ledger, runtime.projections, runtime.db) == head
+        assert [runtime.db.query(q) for q in (dump, moves, sent)] == before
+        guards = runtime.db.query(
+            "SELECT projection, COUNT(*) AS n FROM projection_versions GROUP BY projection"
+        )
+        assert {r["projection"] for r in guards} == {p.name for p in runtime.projections}
+        assert len({r["n"] for r in guards}) == 1  # every aggregate, for each of them
         runtime.ledger.execute_batch(later)
         served = Served(config, ["relay", "projections"])
         try:
@@ -415,8 +424,10 @@ def test_a_kafka_fed_read_model_rebuilt_from_the_store_resumes_without_doubles(
         finally:
             served.close()
         after = runtime.db.query(dump)
-    assert after[: len(before)] == before
-    assert [row["subscription_id"] for row in after[len(before) :]] == ["late-sub"]
+        moved = runtime.db.query(moves)
+    assert after[: len(before[0])] == before[0]
+    assert [row["subscription_id"] for row in after[len(before[0]) :]] == ["late-sub"]
+    assert len(moved) == len(before[1]) + 1  # the late subscription's "new", once
 
 
 def test_the_wall_clock_scheduler_advances_the_ledger_to_the_current_minute(config) -> None:
