@@ -79,15 +79,15 @@ class ReadDB:
     def savepoint(self, name: str = "subledger_sp") -> Iterator[ReadDB]:
         """Inside a transaction: undo only what the block wrote if it raises."""
         assert self._in_tx, "a savepoint lives inside a transaction"
-        self.execute(f"SAVEPOINT {name}")
+        self._now(f"SAVEPOINT {name}")  # after any write held back before it
         try:
             yield self
         except BaseException:
             if self._pending is not None:
-                self._pending.clear()  # unsent: the rollback would undo them anyway
+                self._pending.clear()  # held back since the savepoint: undone anyway
             if self._alive():  # SQLite rolls back the whole transaction on some errors
-                self.execute(f"ROLLBACK TO SAVEPOINT {name}")
-                self.execute(f"RELEASE SAVEPOINT {name}")
+                self._now(f"ROLLBACK TO SAVEPOINT {name}")
+                self._now(f"RELEASE SAVEPOINT {name}")
             raise
         self.execute(f"RELEASE SAVEPOINT {name}")
 
@@ -112,6 +112,15 @@ class ReadDB:
             self._send()
         finally:
             self._pending = None
+
+    def _now(self, sql: str) -> None:
+        """Run `sql` at once, after sending whatever `pipelined` holds back."""
+        self._send()
+        pending, self._pending = self._pending, None
+        try:
+            self.execute(sql)
+        finally:
+            self._pending = pending
 
     def _send(self) -> None:
         """Send the writes `pipelined` holds back, in order, in one round trip."""

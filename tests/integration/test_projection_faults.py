@@ -188,6 +188,14 @@ def test_pipelined_writes_wait_for_a_read_and_fail_where_they_are_sent(
             db.execute("INSERT INTO t (k, n) VALUES (?, ?)", ("d", 4))
         assert db._pending is None
         assert [r["n"] for r in other.query("SELECT n FROM t ORDER BY k")] == [11, 2, 3, 4]
+
+        # a savepoint inside a pipelined block undoes only what came after it
+        with db.transaction(), db.pipelined():
+            db.execute("UPDATE t SET n = 5 WHERE k = ?", ("d",))  # held back, before it
+            with pytest.raises(ZeroDivisionError), db.savepoint():
+                db.execute("UPDATE t SET n = 0 WHERE k = ?", ("a",))
+                1 / 0  # noqa: B018 - a handler's bug
+        assert [r["n"] for r in other.query("SELECT n FROM t ORDER BY k")] == [11, 2, 3, 5]
     finally:
         other.close()
         db.close()
