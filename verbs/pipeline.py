@@ -106,9 +106,8 @@ def projections_rebuild(app: App, names: tuple[str, ...], every: bool, fmt: str)
     runtime = app.runtime
     known = {p.name: p for p in runtime.projections}
     if every == bool(names):
-        raise InvalidInput(
-            f"name the read models to rebuild, or give --all, not both (known: {', '.join(known)})"
-        )
+        what = "name them or give --all, not both" if every else "name them or give --all"
+        raise InvalidInput(f"which read models to rebuild? {what} (known: {', '.join(known)})")
     if unknown := [n for n in names if n not in known]:
         raise InvalidInput(f"unknown projection '{unknown[0]}' (known: {', '.join(known)})")
     chosen = list(known.values()) if every else [known[n] for n in dict.fromkeys(names)]

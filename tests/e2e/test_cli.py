@@ -471,7 +471,7 @@ def test_every_read_model_is_rebuilt_in_one_pass_and_reconciles(book: Run) -> No
     assert book("report", "mrr", "--format", "json").stdout == before
     assert "identical" in book("audit", "reconcile").stdout
     for args, says in [
-        ((), "or give --all"),
+        ((), "name them or give --all (known: billing"),
         (("billing", "--all"), "not both"),
         (("billing", "bogus"), "unknown projection 'bogus'"),
     ]:
