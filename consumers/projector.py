@@ -369,7 +369,9 @@ def rebuild_from_store(
                 chunk = rows[i : i + VERSION_ROWS]
                 db.execute(
                     "INSERT INTO projection_versions (projection, aggregate_id, version)"
-                    f" VALUES {','.join(['(?, ?, ?)'] * len(chunk))}",
+                    f" VALUES {','.join(['(?, ?, ?)'] * len(chunk))}"
+                    " ON CONFLICT (projection, aggregate_id) DO UPDATE"
+                    " SET version = excluded.version",
                     [
                         x
                         for aggregate, version in chunk
