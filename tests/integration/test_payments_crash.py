@@ -155,12 +155,14 @@ def test_kill_9_of_the_payments_worker_never_charges_an_attempt_twice(
             time.sleep(0.2)
 
         # the declined ones are retried a day later: kill the worker among those charges too
+        # (killed, idle, before they are asked for: a live one may settle them all first)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
         upstream.send(c.AdvanceClock(command_id="tick", at=T0 + timedelta(days=1), **common))
         upstream.wait_applied(runtime.ledger)
         requests, _ = requests_and_outcomes(runtime.ledger)
         assert len(requests) > SIGNUPS  # the retries were asked for
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+        assert len(charged(gateway_file)) < len(requests)  # and none charged yet
         proc = kill_at_random_points(config, log, gateway_file, rng, len(requests), kills=2)
         deadline = time.monotonic() + 120
         while not settled(runtime.ledger) or len(charged(gateway_file)) < len(requests):
