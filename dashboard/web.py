@@ -43,15 +43,21 @@ def _error(message: str, status: int) -> PlainTextResponse:
 def create_app(book: pages.Book, token: str | None = None) -> Any:
     """The ASGI app on `book`; with `token`, every request must carry it (see TokenGate)."""
 
+    def built(name: str, request: Request) -> tuple[pages.Query, pages.Page] | Response:
+        """The page `name` as the request's query asks for it, or a 400 saying why not."""
+        try:
+            with book.lock:
+                query = pages.read_query(book, name, request.query_params)
+                return query, pages.build(book, name, query)
+        except InvalidInput as exc:
+            return _error(str(exc), 400)
+
     def page_endpoint(name: str) -> Callable[[Request], Response]:
         def endpoint(request: Request) -> Response:
-            try:
-                with book.lock:
-                    query = pages.read_query(book, name, request.query_params)
-                    page = pages.build(book, name, query)
-            except InvalidInput as exc:
-                return _error(str(exc), 400)
-            return HTMLResponse(render.html(page), headers={"cache-control": "no-store"})
+            found = built(name, request)
+            if isinstance(found, Response):
+                return found
+            return HTMLResponse(render.html(found[1]), headers={"cache-control": "no-store"})
 
         return endpoint
 
@@ -59,12 +65,10 @@ def create_app(book: pages.Book, token: str | None = None) -> Any:
         name, figure = request.path_params["page"], request.path_params["figure"]
         if name not in pages.PAGES:
             return _error(f"no page {name[:40]!r}", 404)
-        try:
-            with book.lock:
-                query = pages.read_query(book, name, request.query_params)
-                page = pages.build(book, name, query)
-        except InvalidInput as exc:
-            return _error(str(exc), 400)
+        got = built(name, request)
+        if isinstance(got, Response):
+            return got
+        query, page = got
         found = [f for f in page.figures if f.id == figure]
         if not found:
             return _error(f"page {name} has no figure {figure[:40]!r}", 404)
