@@ -201,6 +201,50 @@ def test_pipelined_writes_wait_for_a_read_and_fail_where_they_are_sent(
         db.close()
 
 
+def test_pipelined_writes_are_prepared_once_per_connection_and_sent_plain_when_they_cannot_be(
+    make_pg_database: Callable[..., str],
+) -> None:
+    db = ReadDB(make_pg_database("prep"))
+    other = ReadDB(db.url)
+    insert = "INSERT INTO t (k, n) VALUES (?, ?)"
+    unpreparable = "UPDATE t SET n = n + 7 WHERE k = 'k1' OR ? IS NULL"  # $1 of no type
+    update = "UPDATE t SET n = n + ? WHERE k = ?"
+
+    def prepared() -> list[str]:
+        return [r["name"] for r in db.query("SELECT name FROM pg_prepared_statements")]
+
+    try:
+        db.script(["CREATE TABLE t (k TEXT PRIMARY KEY, n BIGINT NOT NULL)"])
+        with db.transaction(), db.pipelined():
+            for n in range(450):  # more than one send: the sender thread goes on meanwhile
+                db.execute(insert, (f"k{n}", n))
+            db.execute(unpreparable, ("x",))
+            db.execute(update, (1, "k0"))
+        assert other.query("SELECT COUNT(*) AS c, SUM(n) AS s FROM t")[0] == {
+            "c": 450,
+            "s": sum(range(450)) + 7 + 1,
+        }
+        assert sorted(prepared()) == ["subledger_0", "subledger_2"]  # one each
+        assert db._prepared == {insert: "subledger_0", unpreparable: "", update: "subledger_2"}
+
+        # a rebuild drops and makes the table again: the prepared statement still serves
+        db.script(["DROP TABLE t", "CREATE TABLE t (k TEXT PRIMARY KEY, n BIGINT NOT NULL)"])
+        with db.transaction(), db.pipelined():
+            db.execute(insert, ("again", 1))
+        assert other.query("SELECT k, n FROM t") == [{"k": "again", "n": 1}]
+
+        # a failed send: what follows goes as plain text (as the one-by-one rerun does)
+        with pytest.raises(Exception, match="out of range"), db.transaction(), db.pipelined():
+            db.execute(insert, ("big", TOO_BIG))
+        assert db._prepare is False
+        with db.transaction(), db.pipelined():
+            db.execute(insert, ("after", 2))
+        assert [r["k"] for r in other.query("SELECT k FROM t ORDER BY k")] == ["after", "again"]
+    finally:
+        other.close()
+        db.close()
+
+
 def test_a_failing_write_among_many_pipelined_is_pinned_to_its_own_event(
     runtime: Runtime,
 ) -> None:
