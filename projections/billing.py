@@ -159,9 +159,17 @@ class BillingProjection(CreditModel, Projection):
                 " WHERE aggregate_id = ?",
                 (r.aggregate_id,),
             )
-            if len(self._subs) >= SUB_CACHE:
-                self._subs.clear()
-            known = self._subs[r.aggregate_id] = rows[0]
+            known = self._know(r.aggregate_id, rows[0])
+        return known
+
+    def _know(self, aggregate_id: str, sub: dict) -> dict:
+        """Keep a subscription's fixed facts (from its row, or from its first event: the
+        same whether or not that event's rows are then rolled back)."""
+        if len(self._subs) >= SUB_CACHE:
+            self._subs.clear()
+        known = self._subs[aggregate_id] = {
+            key: sub[key] for key in ("subscription_id", "customer_id", "currency")
+        }
         return known
 
     def _period(self, db: ReadDB, r: EventRecord, extra: str = "", params: tuple = ()) -> None:
@@ -173,6 +181,7 @@ class BillingProjection(CreditModel, Projection):
 
     def on_Subscription_Subscribed(self, db: ReadDB, r: EventRecord) -> None:
         d = r.data
+        self._know(r.aggregate_id, d)
         db.execute(
             "INSERT INTO subscriptions (subscription_id, aggregate_id, customer_id, plan_id,"
             " plan_version, status, quantity, currency, mrr, current_period_start,"
