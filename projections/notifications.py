@@ -30,10 +30,17 @@ from schemas.records import EventRecord
 
 RANK = {template: n for n, template in enumerate(KINDS)}  # at one instant: welcome first
 SIMULATOR = "simulator"  # the source of `simulate`'s commands: their messages wait to be asked
+KEPT = 50_000  # subscriptions' rows, and invoices' bodies, kept in memory (each), at most
 
 
 class NotificationsProjection(Projection):
     name = "notifications"
+
+    def __init__(self) -> None:
+        # aggregate id -> (the version of the last event applied, its subscription row)
+        self._subs: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._invoices: dict[str, str] = {}  # number -> body (fixed once written)
+
     tables = {
         "notifications": """CREATE TABLE IF NOT EXISTS notifications (
             message_id TEXT PRIMARY KEY, delivery_id TEXT NOT NULL UNIQUE,
@@ -58,11 +65,31 @@ class NotificationsProjection(Projection):
     def apply(self, db: ReadDB, record: EventRecord) -> None:
         """Bookkeeping first (`on_<Aggregate>_<Event>`), then the event's message, if any."""
         super().apply(db, record)
+        if record.aggregate_type == "Subscription":
+            self._carry(record)
         template = EVENT_KINDS.get(record.name)
         if template is not None:
-            context = self._context(db, record, template)
+            known = self._known(db, record, template)
+            context = self._context(record, template, known)
             if context is not None:
                 self._messages(db, record, template, context)
+
+    def create(self, db: ReadDB) -> None:
+        self._subs.clear()  # a new or rebuilt read DB
+        self._invoices.clear()
+        super().create(db)
+
+    def _keep(self, r: EventRecord, row: dict[str, Any]) -> None:
+        if len(self._subs) >= KEPT:
+            self._subs.clear()
+        self._subs[r.aggregate_id] = (r.version, row)
+
+    def _carry(self, r: EventRecord) -> None:
+        """The kept row holds after an event that did not change it (its version one on);
+        an event after one not seen here leaves none kept: it is read when next needed."""
+        kept = self._subs.get(r.aggregate_id)
+        if kept is not None and kept[0] == r.version - 1:
+            self._subs[r.aggregate_id] = (r.version, kept[1])
 
     # ---- bookkeeping: what messages need to say, kept from earlier events --------------
 
@@ -93,12 +120,16 @@ class NotificationsProjection(Projection):
             " customer_id, plan_id) VALUES (?, ?, ?, ?)",
             (r.aggregate_id, d["subscription_id"], d["customer_id"], d["plan_id"]),
         )
+        self._keep(r, {"subscription_id": d["subscription_id"], "plan_id": d["plan_id"]})
 
     def on_Subscription_PlanChanged(self, db: ReadDB, r: EventRecord) -> None:
         db.execute(
             "UPDATE notification_subscriptions SET plan_id = ? WHERE aggregate_id = ?",
             (r.data["plan_id"], r.aggregate_id),
         )
+        kept = self._subs.get(r.aggregate_id)
+        if kept is not None and kept[0] == r.version - 1:
+            self._keep(r, {**kept[1], "plan_id": r.data["plan_id"]})
 
     def on_Subscription_Invoiced(self, db: ReadDB, r: EventRecord) -> None:
         """What a receipt will list once the invoice is paid."""
@@ -115,11 +146,15 @@ class NotificationsProjection(Projection):
             {"kind": ln["kind"], "description": ln["description"], "amount": ln["amount"]}
             for ln in d["lines"]
         ]
+        text = dumps(body)
         db.execute(
             "INSERT INTO notification_invoices (number, customer_id, currency, body)"
             " VALUES (?, ?, ?, ?) ON CONFLICT (number) DO NOTHING",
-            (d["number"], d["customer_id"], d["currency"], dumps(body)),
+            (d["number"], d["customer_id"], d["currency"], text),
         )
+        if len(self._invoices) >= KEPT:
+            self._invoices.clear()
+        self._invoices[d["number"]] = text  # the same body any replay of it writes
 
     # ---- delivery status, from the Delivery events -------------------------------------
 
@@ -191,22 +226,38 @@ class NotificationsProjection(Projection):
 
     # ---- the messages ------------------------------------------------------------------
 
-    def _subscription(self, db: ReadDB, r: EventRecord) -> dict[str, Any]:
-        if r.aggregate_type != "Subscription":
-            return {}
-        rows = db.query(
-            "SELECT subscription_id, plan_id FROM notification_subscriptions"
-            " WHERE aggregate_id = ?",
-            (r.aggregate_id,),
-        )
-        return rows[0] if rows else {}
+    def _known(self, db: ReadDB, r: EventRecord, template: str) -> dict[str, Any]:
+        """What a message needs of earlier events: its subscription's id and plan, and the
+        invoice it is about (receipts, failed payments). Kept in memory as they are written;
+        read, in one query, only when not (after a restart, say)."""
+        number = r.data.get("number") if template in ("receipt", "payment_failed") else None
+        kept = self._subs.get(r.aggregate_id)
+        sub = kept[1] if kept is not None and kept[0] == r.version else None
+        body = self._invoices.get(number) if number else None
+        need_sub = sub is None and r.aggregate_type == "Subscription"
+        if need_sub or (number and body is None):
+            (row,) = db.query(
+                "SELECT (SELECT subscription_id FROM notification_subscriptions"
+                "  WHERE aggregate_id = ?) AS subscription_id,"
+                " (SELECT plan_id FROM notification_subscriptions WHERE aggregate_id = ?)"
+                " AS plan_id, (SELECT body FROM notification_invoices WHERE number = ?)"
+                " AS invoice",
+                (r.aggregate_id, r.aggregate_id, number),
+            )
+            if need_sub and row["subscription_id"] is not None:
+                sub = {"subscription_id": row["subscription_id"], "plan_id": row["plan_id"]}
+                self._keep(r, sub)
+            body = body or row["invoice"]
+        return {"subscription": sub or {}, "invoice": body}
 
-    def _context(self, db: ReadDB, r: EventRecord, template: str) -> dict[str, Any] | None:
+    def _context(
+        self, r: EventRecord, template: str, known: dict[str, Any]
+    ) -> dict[str, Any] | None:
         """What the template is given: ids, amounts, dates, words; never personal data."""
         d = r.data
         if template == "cancellation_confirmed" and d.get("reason") in SILENT_CHURN:
             return None
-        ctx: dict[str, Any] = {**self._subscription(db, r), "at": ts(r.at)}
+        ctx: dict[str, Any] = {**known["subscription"], "at": ts(r.at)}
         for key in ("currency", "amount", "attempt", "expected_amount", "reason", "kind"):
             if key in d:
                 ctx[key] = d[key]
@@ -214,7 +265,8 @@ class NotificationsProjection(Projection):
             if key in d:
                 ctx[key] = ts(d[key])
         if template in ("receipt", "payment_failed"):
-            ctx["invoice"] = self._invoice(db, d["number"])
+            body = known["invoice"]
+            ctx["invoice"] = json.loads(body) if body else {"number": d["number"], "lines": []}
         if template == "payment_failed":
             ctx["decline"] = decline_in_words(d.get("reason"), d.get("message"))
         if template == "plan_changed":
@@ -233,30 +285,23 @@ class NotificationsProjection(Projection):
             ctx["method"] = d.get("method")
         return ctx
 
-    def _invoice(self, db: ReadDB, number: str) -> dict[str, Any]:
-        rows = db.query("SELECT body FROM notification_invoices WHERE number = ?", (number,))
-        return json.loads(rows[0]["body"]) if rows else {"number": number, "lines": []}
-
     def _messages(self, db: ReadDB, r: EventRecord, template: str, context: dict[str, Any]) -> None:
-        """One row per channel; an erased customer's events make none."""
+        """One row per channel; an erased customer's events make none (checked by the
+        insert itself: no read per message)."""
         customer = r.data.get("customer_id")
         if not customer:
             return
-        known = db.query(
-            "SELECT erased, simulated FROM notification_customers WHERE customer_id = ?",
-            (customer,),
-        )
-        if known and known[0]["erased"]:
-            return
-        simulated = (
-            1 if r.meta.get("source") == SIMULATOR or (known and known[0]["simulated"]) else 0
-        )
+        simulated = 1 if r.meta.get("source") == SIMULATOR else 0  # or the customer was
         for channel in channels_of(template):
             mid = message_id(r.event_id, channel, template)
             db.execute(
                 "INSERT INTO notifications (message_id, delivery_id, customer_id, channel,"
                 " template, event_id, event, subscription_id, context, created_at, rank,"
-                " simulated, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " simulated, status) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                " CASE WHEN ? = 1 OR EXISTS (SELECT 1 FROM notification_customers"
+                "  WHERE customer_id = ? AND simulated = 1) THEN 1 ELSE 0 END, ?"
+                " WHERE NOT EXISTS (SELECT 1 FROM notification_customers"
+                "  WHERE customer_id = ? AND erased = 1)"
                 " ON CONFLICT (message_id) DO UPDATE SET event_id = excluded.event_id,"
                 " event = excluded.event, subscription_id = excluded.subscription_id,"
                 " context = excluded.context, created_at = excluded.created_at,"
@@ -274,7 +319,9 @@ class NotificationsProjection(Projection):
                     ts(r.at),
                     RANK[template],
                     simulated,
+                    customer,
                     PENDING,
+                    customer,
                 ),
             )
 
