@@ -11,14 +11,15 @@ from projections.db import ReadDB
 from projections.statuses import PAYING, TRIALING, UNSEEN
 from schemas.records import EventRecord
 
-
-def classify(before: int, after: int, was_ever_active: bool) -> str:
-    """One customer's MRR change, named as ChartMogul names it."""
-    if before == 0:
-        return "reactivation" if was_ever_active else "new"
-    if after == 0:
-        return "churn"
-    return "expansion" if after > before else "contraction"
+# One customer's MRR change, named as ChartMogul names it, from the customer's MRR before
+# and after it: from nothing, "new" (or "reactivation" if they paid before); to nothing,
+# "churn"; else "expansion" or "contraction". Worked out by the INSERT itself, from the
+# customer's row, so a move costs no read (`MetricsProjection._move`).
+KIND = (
+    "CASE WHEN c.mrr = 0 THEN (CASE WHEN c.ever > 0 THEN 'reactivation' ELSE 'new' END)"
+    " WHEN c.mrr + ? = 0 THEN 'churn' WHEN CAST(? AS BIGINT) > 0 THEN 'expansion'"
+    " ELSE 'contraction' END"
+)
 
 
 SUB_ROWS = 100_000  # subscriptions whose row a metrics model keeps in memory, at most
@@ -159,36 +160,33 @@ class MetricsProjection(Projection):
     on_Subscription_TrialEndingSoon = _follow  # a notice, no MRR
 
     def _move(self, db: ReadDB, r: EventRecord, sub: dict, new_mrr: int) -> None:
-        rows = db.query(
-            "SELECT mrr, first_active_at FROM metrics_customers"
-            " WHERE customer_id = ? AND currency = ?",
-            (sub["customer_id"], sub["currency"]),
+        """The customer's MRR moves by what the subscription's did: a movement from the
+        customer's row as it stands (none yet: 0, never paying), then the row moved on."""
+        delta, at = new_mrr - sub["mrr"], ts(r.at)
+        customer, currency = sub["customer_id"], sub["currency"]
+        db.execute(
+            "INSERT INTO mrr_movements (event_id, customer_id, subscription_id, currency,"
+            f" at, kind, delta, mrr_before, mrr_after) SELECT ?, ?, ?, ?, ?, {KIND}, ?,"
+            " c.mrr, c.mrr + ? FROM (SELECT COALESCE(MAX(mrr), 0) AS mrr,"
+            " COUNT(first_active_at) AS ever FROM metrics_customers"
+            " WHERE customer_id = ? AND currency = ?) AS c",
+            (
+                r.event_id,
+                customer,
+                sub["subscription_id"],
+                currency,
+                at,
+                *[delta] * 4,
+                customer,
+                currency,
+            ),
         )
-        before = rows[0]["mrr"] if rows else 0
-        ever = bool(rows and rows[0]["first_active_at"])
-        after = before - sub["mrr"] + new_mrr
-        if before != after:  # else one subscription's loss is another's gain: no movement
-            db.execute(
-                "INSERT INTO mrr_movements (event_id, customer_id, subscription_id, currency,"
-                " at, kind, delta, mrr_before, mrr_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    r.event_id,
-                    sub["customer_id"],
-                    sub["subscription_id"],
-                    sub["currency"],
-                    ts(r.at),
-                    classify(before, after, ever),
-                    after - before,
-                    before,
-                    after,
-                ),
-            )
-        first = ts(r.at) if after > 0 and not ever else None
         db.execute(
             "INSERT INTO metrics_customers (customer_id, currency, mrr, first_active_at)"
-            " VALUES (?, ?, ?, ?) ON CONFLICT (customer_id, currency) DO UPDATE SET"
-            " mrr = excluded.mrr,"
+            " VALUES (?, ?, ?, CASE WHEN CAST(? AS BIGINT) > 0 THEN ? END)"
+            " ON CONFLICT (customer_id, currency) DO UPDATE SET"
+            " mrr = metrics_customers.mrr + ?,"
             " first_active_at = COALESCE(metrics_customers.first_active_at,"
-            " excluded.first_active_at)",
-            (sub["customer_id"], sub["currency"], after, first),
+            "  CASE WHEN metrics_customers.mrr + ? > 0 THEN ? END)",
+            (customer, currency, delta, delta, at, delta, delta, at),
         )
