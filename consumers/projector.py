@@ -181,12 +181,7 @@ class ProjectionWorker:
                     fault = {"offset": offset, "event": record.name, "reason": one_line(exc)}
                     todo = todo[: done[0]]  # those before it applied fine: keep them
             with self.db.pipelined():  # the duplicate guard and the position, sent at once
-                self.db.executemany(
-                    "INSERT INTO projection_versions (projection, aggregate_id, version)"
-                    " VALUES (?, ?, ?) ON CONFLICT (projection, aggregate_id)"
-                    " DO UPDATE SET version = excluded.version",
-                    [(name, a, v) for a, v in versions.items()],
-                )
+                write_versions(self.db, name, list(versions.items()))
                 end = fault["offset"] if fault else messages[-1].offset + 1
                 set_position(self.db, name, where, end)
                 if fault:
@@ -330,6 +325,19 @@ class _Versions(Projection):
 VERSION_ROWS = 300  # rows of projection_versions per INSERT (3 parameters each)
 
 
+def write_versions(db: ReadDB, projection: str, rows: Sequence[tuple[str, int]]) -> None:
+    """The duplicate guard: each aggregate's last applied version, many rows a statement."""
+    for i in range(0, len(rows), VERSION_ROWS):
+        chunk = rows[i : i + VERSION_ROWS]
+        db.execute(
+            "INSERT INTO projection_versions (projection, aggregate_id, version)"
+            f" VALUES {','.join(['(?, ?, ?)'] * len(chunk))}"
+            " ON CONFLICT (projection, aggregate_id) DO UPDATE"
+            " SET version = excluded.version",
+            [x for aggregate, version in chunk for x in (projection, aggregate, version)],
+        )
+
+
 def rebuild_from_store(
     config: Any,
     ledger: Any,
@@ -365,19 +373,7 @@ def rebuild_from_store(
     with db.transaction(), db.pipelined():
         db.execute("DELETE FROM projection_positions WHERE projection = ?", (versions.name,))
         for projection in many:
-            for i in range(0, len(rows), VERSION_ROWS):
-                chunk = rows[i : i + VERSION_ROWS]
-                db.execute(
-                    "INSERT INTO projection_versions (projection, aggregate_id, version)"
-                    f" VALUES {','.join(['(?, ?, ?)'] * len(chunk))}"
-                    " ON CONFLICT (projection, aggregate_id) DO UPDATE"
-                    " SET version = excluded.version",
-                    [
-                        x
-                        for aggregate, version in chunk
-                        for x in (projection.name, aggregate, version)
-                    ],
-                )
+            write_versions(db, projection.name, rows)
             fault = faults.get(projection.name)
             for tp, end in ends.items():
                 where = source(tp.topic, tp.partition)
