@@ -11,8 +11,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-PIPELINE_DEPTH = 200  # writes `pipelined` sends in one round trip, at most
+PIPELINE_DEPTH = 500  # writes `pipelined` sends in one round trip, at most
 PREPARED_MAX = 256  # statements a PostgreSQL connection prepares, at most (then plain text)
+PREPARED_PARAMETERS = 32  # a write of more rows than that is parsed once for all of them
 BUSY_TIMEOUT_S = 30  # how long a writer waits for another process's lock before giving up
 
 
@@ -173,6 +174,8 @@ class ReadDB:
         parses and plans it once per connection, not once per event: a third of the time
         of a projection's small UPDATE), or the statement itself."""
         name = self._prepared.get(sql) if self._prepare else ""
+        if len(params) > PREPARED_PARAMETERS:
+            name = ""  # many rows in one statement (of as many shapes as there are sizes)
         if name is None:
             name = self._prepared[sql] = self._prepared_name(sql)
         if not name:
