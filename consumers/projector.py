@@ -13,7 +13,6 @@ the other partitions go on. A busy or lost read DB is not the event's fault: it 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
@@ -206,17 +205,17 @@ class ProjectionWorker:
         """(offset, EventRecord) of each message that decodes; the others are logged."""
         records = []
         for m in messages:
+            notification = dict(m.headers or []).get(t.H_NOTIFICATION_ID)
+            position = int(notification) if notification else m.offset
             try:
-                record = self.codec.decode(m.value)
+                record = self.codec.decode(m.value, position)
             except DecodeError as exc:  # not ours to judge; never block the partition
                 log.error(
                     "undecodable event at %s@%s to the dead-letter topic: %s", tp, m.offset, exc
                 )
                 self.dead_letters.send(m, str(exc))
                 continue
-            notification = dict(m.headers or []).get(t.H_NOTIFICATION_ID)
-            position = int(notification) if notification else m.offset
-            records.append((m.offset, dataclasses.replace(record, position=position)))
+            records.append((m.offset, record))
         return records
 
     def _apply(

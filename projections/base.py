@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from projections.analytics import drop_views
@@ -30,6 +31,7 @@ WORKERS_DDL = (
 )
 
 
+@lru_cache(maxsize=4096)  # a book's events share their times: a renewal day's, say
 def ts(at: datetime | None) -> str | None:
     """Stored times: ISO 8601 UTC to the second, so they sort as text in SQLite and PG."""
     if at is None:

@@ -48,6 +48,7 @@ class ReadDB:
         # for good once a pipelined send failed (plain text then, as the one-by-one rerun)
         self._prepared: dict[str, str] = {}
         self._prepare = self.kind == "postgres"
+        self._quoting: Any = None  # the cursor that writes held-back statements' text
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.kind == "postgres" else sql
@@ -243,13 +244,14 @@ class ReadDB:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; the rows it changed (-1 if `pipelined` holds it back)."""
-        cur = self.conn.cursor()
         if self._pending is not None:
-            self._pending.append(self._held(cur, sql, tuple(params)))
-            cur.close()
+            if self._quoting is None:  # a cursor of its own that only quotes: never executes
+                self._quoting = self.conn.cursor()
+            self._pending.append(self._held(self._quoting, sql, tuple(params)))
             if len(self._pending) >= PIPELINE_DEPTH:
                 self._hand_off()
             return -1
+        cur = self.conn.cursor()
         cur.execute(self._sql(sql), tuple(params))
         count = cur.rowcount
         cur.close()

@@ -331,7 +331,9 @@ class EventCodec(_SingleObjectCodec):
         }
         return self._write(fullname, datum)
 
-    def decode(self, data: bytes | None) -> EventRecord:
+    def decode(self, data: bytes | None, position: int | None = None) -> EventRecord:
+        """The event a message holds; `position`, its place in the ledger's log, if known
+        (the relay's header says it)."""
         fullname, datum = self._read(data)
         named = f"{EVENTS_NS}.{datum['aggregate_type']}{datum['type']}"
         if named != fullname:
@@ -353,6 +355,7 @@ class EventCodec(_SingleObjectCodec):
             at=datum["at"],
             meta={**meta, **extra},
             data=own,
+            position=position,
         )
 
 
