@@ -164,7 +164,13 @@ class RelayPosition:
         self.topic = topic
         self.conn = connect(url)
         with self.conn.cursor() as cur:
-            cur.execute(RELAY_POSITION_DDL)
+            # one statement, one transaction: concurrent CREATE TABLE IF NOT EXISTS race in
+            # PostgreSQL (a duplicate pg_type row), so they queue on a lock of their own (not
+            # setup_lock's: a caller may hold that on another connection)
+            cur.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('subledger_relay_position'));"
+                f" {RELAY_POSITION_DDL}"
+            )
 
     def get(self) -> int:
         with self.conn.cursor() as cur:

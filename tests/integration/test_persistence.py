@@ -450,3 +450,39 @@ def test_a_batch_reads_its_aggregates_in_one_query_and_sees_other_writers(
     finally:
         a.close()
         b.close()
+
+
+def test_relay_positions_opened_at_once_on_a_new_store_all_open(
+    make_pg_database: Callable[..., str],
+) -> None:
+    """The relay and `projections status` each open the relay's position table when they
+    start; PostgreSQL's CREATE TABLE IF NOT EXISTS run at once by several connections fails
+    all but one (a duplicate pg_type row) unless they queue."""
+    import threading
+
+    from adapters.postgres import RelayPosition
+
+    url = make_pg_database("relay")
+    opened: list[RelayPosition] = []
+    errors: list[Exception] = []
+    ready = threading.Barrier(6)
+
+    def open_one() -> None:
+        ready.wait()
+        try:
+            opened.append(RelayPosition(url, "events"))
+        except Exception as exc:  # the race: UniqueViolation on pg_type
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        opened[0].set(41)
+        assert [p.get() for p in opened] == [41] * 6
+    finally:
+        for position in opened:
+            position.conn.close()
