@@ -179,11 +179,16 @@ def projections_rate(dbs: harness.Databases, source: Config) -> dict[str, Any]:
             total = sum(ends.values())
             worker = ProjectionWorker(config, projection, max_records=batch)
             try:
-                began = None
-                while any((worker.stored(tp.partition) or 0) < end for tp, end in ends.items()):
+                began, seen = None, 0
+                # the stored positions are read (which waits for the last commit) only once
+                # every message was consumed, as a worker's own loop never reads them
+                while seen < total or any(
+                    (worker.stored(tp.partition) or 0) < end for tp, end in ends.items()
+                ):
                     started = time.monotonic()
-                    if worker.poll_once() and began is None:
+                    if (done := worker.poll_once()) and began is None:
                         began = started  # from the first batch: the group's join is not its cost
+                    seen += done
                 return total / (time.monotonic() - (began or time.monotonic()))
             finally:
                 worker.close()

@@ -92,6 +92,12 @@ class ProjectionWorker:
             name=client_id,
         )
         self.applied = 0
+        # a poll's batches whose commit was left to the read DB's sender, and how many events
+        self._unsettled: tuple[dict[TopicPartition, Sequence[Any]], int] | None = None
+        self._stopped: set[TopicPartition] = set()  # stopped on a fault found by `settle`
+        # (partition, offset) -> EventRecord (None: undecodable) of the batch not yet
+        # settled, so applying it again neither decodes nor dead-letters anything twice
+        self._decoded: dict[tuple[int, int], Any] = {}
         self.dead_letters = k.DeadLetters(config, f"projection-{projection.name}")
         from consumers import metrics  # prometheus_client: for serve's workers only
 
@@ -104,10 +110,12 @@ class ProjectionWorker:
 
     def stored(self, partition: int) -> int | None:
         """The next offset to read for `partition`, per the read DB."""
+        self.settle()
         return get_positions(self.db, self.projection.name).get(source(self.topic, partition))
 
     def stuck(self) -> set[str]:
         """The sources (`<topic>:<partition>`) this projection is stuck on."""
+        self.settle()
         return {f["source"] for f in get_faults(self.db, self.projection.name)}
 
     def seek(self, tp: TopicPartition) -> None:
@@ -131,15 +139,81 @@ class ProjectionWorker:
 
     def poll_once(self) -> int:
         batches = self.member.poll(self.poll_ms, self.max_records)
-        done = 0
-        for tp, messages in batches.items():
-            started = time.monotonic()
-            done += self.handle(tp, messages)
-            self._batch_seconds.observe(time.monotonic() - started)
+        self.settle()  # the poll before: its commit confirmed, or applied again with care
+        self._decoded.clear()
+        if not batches:
+            return 0
+        started = time.monotonic()
+        done = self.handle(batches)
+        self._batch_seconds.observe(time.monotonic() - started)
         return done
 
-    def handle(self, tp: TopicPartition, messages: Sequence[Any]) -> int:
-        """Apply one partition's batch in one read-DB transaction; returns messages consumed.
+    def handle(self, batches: dict[TopicPartition, Sequence[Any]]) -> int:
+        """Apply a poll's batches, in one read-DB transaction; returns messages consumed.
+
+        Optimistically first: every write is pipelined and the commit is left to the read
+        DB's sender, so PostgreSQL works through the batches while the next poll is fetched
+        and decoded; `settle` confirms it before anything else uses the read DB. Should a
+        write fail there, or a handler raise, nothing of it was kept, and each partition's
+        batch is applied again with care (`_apply_carefully`), which names the event at
+        fault and stops that partition alone.
+        """
+        batches = {tp: ms for tp, ms in batches.items() if tp not in self._stopped}
+        try:
+            return self._apply_fast(batches)
+        except Exception as exc:
+            if self.db.is_transient(exc):
+                raise
+            return sum(self._apply_carefully(tp, ms) for tp, ms in batches.items())
+
+    def settle(self) -> None:
+        """Wait for the last poll's deferred commit; if a write of it failed, apply each of
+        its batches again with care (a busy or lost database raises)."""
+        unsettled, self._unsettled = self._unsettled, None
+        if unsettled is None:
+            return
+        batches, applied = unsettled
+        try:
+            self.db.settle()
+        except Exception as exc:
+            if self.db.is_transient(exc):
+                raise
+            for tp, messages in batches.items():
+                self._apply_carefully(tp, messages)
+            return
+        self.applied += applied
+
+    def _apply_fast(self, batches: dict[TopicPartition, Sequence[Any]]) -> int:
+        name = self.projection.name
+        kept: dict[TopicPartition, Sequence[Any]] = {}
+        with self.db.transaction(defer=True):
+            for tp in sorted(batches, key=lambda tp: tp.partition):  # locks in one order
+                self.db.serialise(f"{name}:{source(self.topic, tp.partition)}")
+            positions = get_positions(self.db, name)  # see _apply_carefully
+            todo = []
+            for tp, messages in batches.items():
+                nxt = positions.get(source(self.topic, tp.partition))
+                if nxt is not None:
+                    messages = [m for m in messages if m.offset >= nxt]
+                if messages:
+                    kept[tp] = messages
+                    todo += self._decode(tp, messages)
+            if not kept:
+                return 0
+            stored = self._versions({r.aggregate_id for _offset, r in todo})
+            with self.db.pipelined(wait=False):
+                applied, versions = self._apply(todo, dict(stored), [0])
+                write_versions(self.db, name, list(versions.items()))
+                for tp, messages in kept.items():
+                    set_position(
+                        self.db, name, source(self.topic, tp.partition), messages[-1].offset + 1
+                    )
+        self._unsettled = (kept, applied)
+        return sum(len(messages) for messages in kept.values())
+
+    def _apply_carefully(self, tp: TopicPartition, messages: Sequence[Any]) -> int:
+        """The batch in one transaction, one statement at a time (returns messages
+        consumed).
 
         A projection that raises on an event is a bug (the ledger accepted that event): the
         events before it are kept, the fault is recorded at its offset, and the partition is
@@ -160,20 +234,15 @@ class ProjectionWorker:
                 return 0
             todo = self._decode(tp, messages)
             stored = self._versions({r.aggregate_id for _offset, r in todo})
-            pipelined = True  # writes sent many at a time; one by one to find a failing one
             while True:
                 done = [0]
                 try:
-                    # only the projection's own writes inside the savepoint
-                    with self.db.savepoint(), self.db.pipelined(pipelined):
+                    with self.db.savepoint():  # only the projection's own writes inside it
                         applied, versions = self._apply(todo, dict(stored), done)
                     break
                 except Exception as exc:
                     if self.db.is_transient(exc):
                         raise
-                    if pipelined and self.db.kind == "postgres":
-                        pipelined = False  # a held-back write failed: which event's is not known
-                        continue
                     if done[0] >= len(todo):
                         raise
                     offset, record = todo[done[0]]
@@ -191,6 +260,7 @@ class ProjectionWorker:
         if fault is None:
             return len(messages)
         self.consumer.pause(tp)
+        self._stopped.add(tp)
         log.error(
             "projection %s stopped on %s offset %s (%s): %s",
             name,
@@ -205,18 +275,22 @@ class ProjectionWorker:
         """(offset, EventRecord) of each message that decodes; the others are logged."""
         records = []
         for m in messages:
-            notification = dict(m.headers or []).get(t.H_NOTIFICATION_ID)
-            position = int(notification) if notification else m.offset
-            try:
-                record = self.codec.decode(m.value, position)
-            except DecodeError as exc:  # not ours to judge; never block the partition
-                log.error(
-                    "undecodable event at %s@%s to the dead-letter topic: %s", tp, m.offset, exc
-                )
-                self.dead_letters.send(m, str(exc))
-                continue
-            records.append((m.offset, record))
+            key = (tp.partition, m.offset)
+            if key not in self._decoded:
+                self._decoded[key] = self._decode_one(tp, m)
+            if self._decoded[key] is not None:
+                records.append((m.offset, self._decoded[key]))
         return records
+
+    def _decode_one(self, tp: TopicPartition, m: Any) -> Any:
+        notification = dict(m.headers or []).get(t.H_NOTIFICATION_ID)
+        position = int(notification) if notification else m.offset
+        try:
+            return self.codec.decode(m.value, position)
+        except DecodeError as exc:  # not ours to judge; never block the partition
+            log.error("undecodable event at %s@%s to the dead-letter topic: %s", tp, m.offset, exc)
+            self.dead_letters.send(m, str(exc))
+            return None
 
     def _apply(
         self, todo: list[tuple[int, Any]], versions: dict[str, int], done: list[int]
@@ -248,6 +322,10 @@ class ProjectionWorker:
         return found
 
     def close(self) -> None:
+        try:
+            self.settle()  # the last batch: committed, or applied again with care
+        except Exception as exc:  # not kept: its events are read again from the stored offset
+            log.error("projection %s: the last batch was not kept: %s", self.projection.name, exc)
         try:
             self.member.close()
             self.dead_letters.close()

@@ -43,7 +43,8 @@ class ReadDB:
         self._in_tx = False
         self._pending: list[bytes] | None = None  # writes not yet sent (`pipelined`)
         self._sender: ThreadPoolExecutor | None = None  # sends them while we go on (PostgreSQL)
-        self._in_flight: Future[None] | None = None  # the writes being sent, if any
+        self._in_flight: list[Future[None]] = []  # the sends given to it, in their order
+        self._failed = False  # a send of this transaction failed: its commit is a rollback
         # pipelined writes' SQL -> the name it is prepared under ("" if it cannot be); off
         # for good once a pipelined send failed (plain text then, as the one-by-one rerun)
         self._prepared: dict[str, str] = {}
@@ -54,18 +55,29 @@ class ReadDB:
         return sql.replace("?", "%s") if self.kind == "postgres" else sql
 
     @contextmanager
-    def transaction(self) -> Iterator[ReadDB]:
-        """All writes inside commit together, or none do."""
+    def transaction(self, defer: bool = False) -> Iterator[ReadDB]:
+        """All writes inside commit together, or none do.
+
+        `defer` (PostgreSQL): the writes still held back and the commit are left to the
+        sender thread, and this returns at once; whatever uses the connection next waits
+        for them first (`settle`), and raises if they failed: then none of the
+        transaction's writes were kept.
+        """
         if self._in_tx:
             yield self
             return
-        self._in_tx = True
+        self._wait()  # a deferred commit: done first (or its failure raised here)
+        self._in_tx, self._failed = True, False
         try:
             if self.kind == "sqlite":
                 self.conn.execute("BEGIN IMMEDIATE")
             yield self
-            self._wait()
-            self.conn.commit() if self.kind == "postgres" else self.conn.execute("COMMIT")
+            if defer and self.kind == "postgres":
+                self._hand_off()
+                self._in_flight.append(self._send_later(self._commit_unless_failed))
+            else:
+                self._wait()
+                self.conn.commit() if self.kind == "postgres" else self.conn.execute("COMMIT")
         except BaseException:
             if self.kind == "postgres":
                 self._wait(quietly=True)
@@ -101,19 +113,21 @@ class ReadDB:
             if self._alive():  # SQLite rolls back the whole transaction on some errors
                 self._now(f"ROLLBACK TO SAVEPOINT {name}")
                 self._now(f"RELEASE SAVEPOINT {name}")
+                self._failed = False  # what failed is undone: the transaction may commit
             raise
         self.execute(f"RELEASE SAVEPOINT {name}")
 
     @contextmanager
-    def pipelined(self, on: bool = True) -> Iterator[ReadDB]:
+    def pipelined(self, on: bool = True, wait: bool = True) -> Iterator[ReadDB]:
         """PostgreSQL, inside a transaction: send the block's writes many to a round trip,
         while the caller goes on.
 
         Each write waits in order until `PIPELINE_DEPTH` of them are held back: those are
         handed, as one multi-statement text, to a sender thread, which sends them while the
         caller builds the next ones (psycopg2 lets go of the GIL while PostgreSQL works), so
-        the database's time and ours overlap instead of adding up. One send is in flight at
-        a time, in order. A read, a savepoint, the end of the block and the end of the
+        the database's time and ours overlap instead of adding up. The sends go in order.
+        A read, a savepoint, the end of the block (unless not `wait`: then at the end of a
+        deferred transaction, or the next use of the connection) and the end of the
         transaction first send what is held back and wait for it: a read sees every write
         before it. A failing write then raises at that wait, not at its own `execute`, so a
         caller that must name the statement that failed runs the block again with
@@ -127,10 +141,12 @@ class ReadDB:
         self._pending = []
         try:
             yield self
-            self._send()
+            self._send() if wait else self._hand_off()
+        except BaseException:
+            self._wait(quietly=True)  # nothing left in flight behind a failure
+            raise
         finally:
             self._pending = None
-            self._wait(quietly=True)  # after a failure: nothing left in flight behind us
 
     def _now(self, sql: str) -> None:
         """Run `sql` at once, after sending whatever `pipelined` holds back."""
@@ -147,14 +163,28 @@ class ReadDB:
         self._wait()
 
     def _hand_off(self) -> None:
-        """Give the held-back writes to the sender (after the send before them is done)."""
+        """Give the held-back writes to the sender, after those given before them."""
         if not self._pending:
             return
         statements, self._pending[:] = b";\n".join(self._pending), []
-        self._wait()  # one send in flight at a time: order kept, and its failure seen first
+        self._in_flight.append(self._send_later(self._run, statements))
+
+    def _send_later(self, work: Any, *args: Any) -> Future[None]:
+        """`work(*args)` on the sender thread, after what it was given before (one thread:
+        in order)."""
         if self._sender is None:
             self._sender = ThreadPoolExecutor(1, thread_name_prefix="readdb-send")
-        self._in_flight = self._sender.submit(self._run, statements)
+        return self._sender.submit(work, *args)
+
+    def _commit_unless_failed(self) -> None:
+        """A deferred commit, on the sender thread: a rollback if a send before it failed
+        (whose failure `_wait` raises: the first one, in order)."""
+        self.conn.rollback() if self._failed else self.conn.commit()
+
+    def settle(self) -> None:
+        """Wait for whatever was left to the sender (a deferred commit, say); raise its
+        first failure."""
+        self._wait()
 
     def _run(self, statements: bytes) -> None:
         cur = self.conn.cursor()
@@ -168,6 +198,7 @@ class ReadDB:
             cur.execute(statements)
         except BaseException:
             self._prepare = False  # whatever failed, the rerun sends plain text
+            self._failed = True  # (on the sender: what it sends next fails too, till rollback)
             raise
 
     def _held(self, cur: Any, sql: str, params: tuple) -> bytes:
@@ -213,14 +244,12 @@ class ReadDB:
         return name
 
     def _wait(self, quietly: bool = False) -> None:
-        """Until the send in flight is done; its failure raised (or, `quietly`, dropped:
-        the caller is failing already, and rolls back what was sent)."""
-        in_flight, self._in_flight = self._in_flight, None
-        if in_flight is not None:
-            if quietly:
-                in_flight.exception()
-            else:
-                in_flight.result()
+        """Until every send given to the sender is done; the first failure raised (or,
+        `quietly`, dropped: the caller is failing already, and rolls back what was sent)."""
+        in_flight, self._in_flight = self._in_flight, []
+        failures = [exc for exc in (f.exception() for f in in_flight) if exc is not None]
+        if failures and not quietly:
+            raise failures[0]
 
     def _alive(self) -> bool:
         """Whether the transaction is still open (SQLite ends it itself on a full disk)."""
@@ -251,6 +280,7 @@ class ReadDB:
             if len(self._pending) >= PIPELINE_DEPTH:
                 self._hand_off()
             return -1
+        self._wait()  # the connection is the sender's until then
         cur = self.conn.cursor()
         cur.execute(self._sql(sql), tuple(params))
         count = cur.rowcount
@@ -263,6 +293,7 @@ class ReadDB:
             for row in rows:
                 self.execute(sql, row)
             return
+        self._wait()
         cur = self.conn.cursor()
         cur.executemany(self._sql(sql), [tuple(r) for r in rows])
         cur.close()

@@ -3,6 +3,7 @@ projections, on the real broker and PostgreSQL (unique topics, groups and databa
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import threading
@@ -30,6 +31,7 @@ from domain.identity import receipt_uuid
 from domain.simulation import Simulation
 from projections import reports
 from projections.base import Projection, get_faults, get_positions
+from projections.db import ReadDB
 from schemas import topics
 from schemas.codec import CommandCodec
 
@@ -461,6 +463,7 @@ class Fragile(Projection):
     """A read model with a bug: its handler for Subscription.Subscribed always raises."""
 
     name = "pytest_fragile"
+    reason = "trial_days"  # what the fault says
     tables = {
         "pytest_fragile": "CREATE TABLE IF NOT EXISTS pytest_fragile ("
         " position BIGINT PRIMARY KEY, event TEXT NOT NULL, aggregate_id TEXT NOT NULL)"
@@ -475,8 +478,25 @@ class Fragile(Projection):
         )
 
 
+class Brittle(Fragile):
+    """A read model whose bug PostgreSQL finds: Subscription.Subscribed's row has a position
+    too big for a BIGINT, so the write fails when its batch is sent, after the handler
+    returned, and after the batch's commit was left to the sender (`settle`)."""
+
+    reason = "out of range"
+
+    def apply(self, db, record) -> None:
+        if record.name == "Subscription.Subscribed":
+            record = dataclasses.replace(record, position=2**63)
+        db.execute(
+            "INSERT INTO pytest_fragile (position, event, aggregate_id) VALUES (?, ?, ?)",
+            (record.position, record.name, record.aggregate_id),
+        )
+
+
+@pytest.mark.parametrize("kind", [Fragile, Brittle])
 def test_a_projection_that_fails_on_an_event_stops_that_partition_only_and_says_where(
-    config,
+    config, kind: type[Fragile]
 ) -> None:
     from consumers.kafka import ensure_topics
     from consumers.projector import ProjectionWorker, source, status
@@ -497,7 +517,7 @@ def test_a_projection_that_fails_on_an_event_stops_that_partition_only_and_says_
                            email=f"l{i}@example.com", payment_token="tok_visa")
         for i in range(12)
     ]  # fmt: skip
-    fragile = Fragile()
+    fragile = kind()
     stop = threading.Event()
     with Runtime(config) as runtime:
         runtime.ledger.execute_batch([plan, *registered, boom, cancel])
@@ -516,9 +536,9 @@ def test_a_projection_that_fails_on_an_event_stops_that_partition_only_and_says_
             assert {m.partition for m in messages} == {0, 1, 2}  # the others go on
             worker = ProjectionWorker(config, fragile, poll_ms=200)
             thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+            db = ReadDB(config.read_db_url())  # as `projections status` reads: its own
             thread.start()
             try:
-                db = worker.db
                 deadline = time.monotonic() + 60
                 while not get_faults(db, fragile.name) or lagging(config, db, failing):
                     assert thread.is_alive(), "the worker died on the projection's bug"
@@ -529,7 +549,7 @@ def test_a_projection_that_fails_on_an_event_stops_that_partition_only_and_says_
                 [fault] = get_faults(db, fragile.name)
                 assert (fault["source"], fault["position"]) == (stuck_at, failing.offset)
                 assert fault["event"] == "Subscription.Subscribed"
-                assert "trial_days" in fault["reason"] and "\n" not in fault["reason"]
+                assert kind.reason in fault["reason"] and "\n" not in fault["reason"]
                 # the events before it on its partition, and every other partition's, applied
                 assert applied_positions(db) == expected_positions(messages, failing)
                 assert get_positions(db, fragile.name)[stuck_at] == failing.offset
@@ -550,6 +570,7 @@ def test_a_projection_that_fails_on_an_event_stops_that_partition_only_and_says_
             finally:
                 stop.set()
                 thread.join(30)
+                db.close()
             assert not thread.is_alive()
 
             # a new worker (a restart) leaves the stuck partition where it stopped
@@ -562,6 +583,7 @@ def test_a_projection_that_fails_on_an_event_stops_that_partition_only_and_says_
                     assert time.monotonic() < deadline, "the stuck partition was not paused"
                 for _ in range(5):
                     worker.poll_once()
+                worker.settle()
                 db = worker.db
                 assert applied_positions(db) == expected_positions(messages, failing)
                 assert [f["position"] for f in get_faults(db, fragile.name)] == [failing.offset]
