@@ -1,9 +1,10 @@
 """Kafka-fed projections: one consumer group per projection on the events topic.
 
-A batch's rows, the partition's next offset (projection_positions, source
+A poll's rows, each partition's next offset (projection_positions, source
 `<topic>:<partition>`) and each aggregate's last applied version commit in one read-DB
-transaction. The relay publishes at least once, so an event whose version is not above
-the stored one for its aggregate is a duplicate and is skipped.
+transaction, which PostgreSQL finishes while the next poll is fetched. The relay publishes
+at least once, so an event whose version is not above the stored one for its aggregate is
+a duplicate and is skipped.
 
 A projection that raises on an event (a bug: the ledger accepted it) stops on that
 partition alone: the fault is recorded (`projection_faults`, at the Kafka offset), the
