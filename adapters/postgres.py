@@ -130,9 +130,26 @@ def execute(url: str, *statements: str) -> None:
     try:
         with conn.cursor() as cur:
             for statement in statements:
-                cur.execute(statement)
+                run_ddl(cur, statement)
     finally:
         conn.close()
+
+
+def run_ddl(cur: Any, statement: str) -> None:
+    """Run `statement` (autocommit: alone in its transaction). PostgreSQL lets two
+    `CREATE TABLE IF NOT EXISTS` at once race: the later fails (a duplicate pg_type row, or
+    type) once the earlier committed, and the table is then there, as it asked."""
+    import psycopg2.errors
+
+    try:
+        cur.execute(statement)
+    except (  # the forms the race takes: the row, the type, the table
+        psycopg2.errors.UniqueViolation,
+        psycopg2.errors.DuplicateObject,
+        psycopg2.errors.DuplicateTable,
+    ):
+        if not statement.lstrip().upper().startswith("CREATE TABLE IF NOT EXISTS"):
+            raise
 
 
 @contextmanager
@@ -164,13 +181,7 @@ class RelayPosition:
         self.topic = topic
         self.conn = connect(url)
         with self.conn.cursor() as cur:
-            # one statement, one transaction: concurrent CREATE TABLE IF NOT EXISTS race in
-            # PostgreSQL (a duplicate pg_type row), so they queue on a lock of their own (not
-            # setup_lock's: a caller may hold that on another connection)
-            cur.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('subledger_relay_position'));"
-                f" {RELAY_POSITION_DDL}"
-            )
+            run_ddl(cur, RELAY_POSITION_DDL)  # the relay, serve and a status check may race
 
     def get(self) -> int:
         with self.conn.cursor() as cur:

@@ -456,25 +456,29 @@ def test_relay_positions_opened_at_once_on_a_new_store_all_open(
     make_pg_database: Callable[..., str],
 ) -> None:
     """The relay and `projections status` each open the relay's position table when they
-    start; PostgreSQL's CREATE TABLE IF NOT EXISTS run at once by several connections fails
-    all but one (a duplicate pg_type row) unless they queue."""
+    start, and `serve` makes it before its workers: PostgreSQL's CREATE TABLE IF NOT EXISTS
+    run at once by several connections fails all but one (a duplicate pg_type row)."""
     import threading
 
+    from adapters import postgres
     from adapters.postgres import RelayPosition
 
     url = make_pg_database("relay")
     opened: list[RelayPosition] = []
     errors: list[Exception] = []
-    ready = threading.Barrier(6)
+    ready = threading.Barrier(8)
 
-    def open_one() -> None:
+    def open_one(n: int) -> None:
         ready.wait()
         try:
-            opened.append(RelayPosition(url, "events"))
+            if n % 2:
+                opened.append(RelayPosition(url, "events"))
+            else:
+                postgres.execute(url, postgres.RELAY_POSITION_DDL)  # serve's
         except Exception as exc:  # the race: UniqueViolation on pg_type
             errors.append(exc)
 
-    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    threads = [threading.Thread(target=open_one, args=(n,)) for n in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -482,7 +486,7 @@ def test_relay_positions_opened_at_once_on_a_new_store_all_open(
     try:
         assert errors == []
         opened[0].set(41)
-        assert [p.get() for p in opened] == [41] * 6
+        assert [p.get() for p in opened] == [41] * 4
     finally:
         for position in opened:
             position.conn.close()
