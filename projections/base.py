@@ -93,6 +93,41 @@ class Projection:
         }
 
 
+class KeptRows:
+    """Rows a read model keeps in memory between events, each as it stands after one event
+    of its aggregate (by version), so the next event need not read it back.
+
+    A row is only handed out as of the version asked for: the event just before (its
+    version one less) or the same one. Whoever applied that event, in whatever process or
+    read DB, left the same row, as it follows from the same events; a row whose writes
+    were rolled back is read again, as the next event applied is then not its successor.
+    Bounded: when full, everything is forgotten (and read again when needed).
+    """
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self.rows: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def at(self, aggregate_id: str, version: int) -> dict[str, Any] | None:
+        """The row as it stands after the aggregate's event `version`, if kept."""
+        kept = self.rows.get(aggregate_id)
+        return kept[1] if kept is not None and kept[0] == version else None
+
+    def keep(self, aggregate_id: str, version: int, row: dict[str, Any]) -> None:
+        if len(self.rows) >= self.limit:
+            self.rows.clear()
+        self.rows[aggregate_id] = (version, row)
+
+    def carry(self, r: EventRecord) -> None:
+        """`r` left the row as it was: kept as of `r` too (if kept as of the one before)."""
+        row = self.at(r.aggregate_id, r.version - 1)
+        if row is not None:
+            self.keep(r.aggregate_id, r.version, row)
+
+    def clear(self) -> None:
+        self.rows.clear()
+
+
 HANDLER_PREFIX = "on_"
 
 

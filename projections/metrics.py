@@ -6,7 +6,7 @@ T" is a sum over the rows up to T: MRR, paying customers, active subscribers.
 
 from __future__ import annotations
 
-from projections.base import Projection, ts
+from projections.base import KeptRows, Projection, ts
 from projections.db import ReadDB
 from projections.statuses import PAYING, TRIALING, UNSEEN
 from schemas.records import EventRecord
@@ -22,15 +22,11 @@ KIND = (
 )
 
 
-SUB_ROWS = 100_000  # subscriptions whose row a metrics model keeps in memory, at most
-
-
 class MetricsProjection(Projection):
     name = "metrics"
 
     def __init__(self) -> None:
-        # aggregate id -> (the version of the last event applied, the row after it)
-        self._rows: dict[str, tuple[int, dict]] = {}
+        self._rows = KeptRows()  # each subscription's row, after the last event applied
 
     tables = {
         "metrics_subscriptions": """CREATE TABLE IF NOT EXISTS metrics_subscriptions (
@@ -58,7 +54,7 @@ class MetricsProjection(Projection):
     def on_Subscription_Subscribed(self, db: ReadDB, r: EventRecord) -> None:
         d = r.data
         row = {key: d[key] for key in ("subscription_id", "customer_id", "currency")}
-        self._keep(r.aggregate_id, r.version - 1, {**row, "mrr": 0, "status": UNSEEN})
+        self._rows.keep(r.aggregate_id, r.version - 1, {**row, "mrr": 0, "status": UNSEEN})
         db.execute(
             "INSERT INTO metrics_subscriptions (aggregate_id, subscription_id, customer_id,"
             " currency, plan_id, mrr, status, started_at, trial_started_at)"
@@ -110,28 +106,20 @@ class MetricsProjection(Projection):
                 " WHERE aggregate_id = ?",
                 (ts(r.at), 1 if paying_after else 0, r.aggregate_id),
             )
-        self._keep(r.aggregate_id, r.version, {**sub, "mrr": new_mrr, "status": new_status})
+        self._rows.keep(r.aggregate_id, r.version, {**sub, "mrr": new_mrr, "status": new_status})
 
     def _row(self, db: ReadDB, r: EventRecord) -> dict:
-        """The subscription's row as the event finds it: kept in memory from the event just
-        before it (its version one less), else read. Whoever applied that one, in whatever
-        process or read DB, left the same row: it follows from the same events; and a row
-        whose writes were rolled back is read again, as the event applied next is not the
-        kept one's successor."""
-        kept = self._rows.get(r.aggregate_id)
-        if kept is not None and kept[0] == r.version - 1:
-            return kept[1]
+        """The subscription's row as the event finds it: kept from the event before it
+        (`KeptRows`), else read."""
+        kept = self._rows.at(r.aggregate_id, r.version - 1)
+        if kept is not None:
+            return kept
         (sub,) = db.query(
             "SELECT subscription_id, customer_id, currency, mrr, status FROM"
             " metrics_subscriptions WHERE aggregate_id = ?",
             (r.aggregate_id,),
         )
         return sub
-
-    def _keep(self, aggregate_id: str, version: int, row: dict) -> None:
-        if len(self._rows) >= SUB_ROWS:
-            self._rows.clear()
-        self._rows[aggregate_id] = (version, row)
 
     def create(self, db: ReadDB) -> None:
         self._rows.clear()  # a new or rebuilt read DB

@@ -24,7 +24,7 @@ from domain.notifications.messages import (
     decline_in_words,
     message_id,
 )
-from projections.base import Projection, dumps, ts
+from projections.base import KeptRows, Projection, dumps, ts
 from projections.db import ReadDB
 from schemas.records import EventRecord
 
@@ -37,8 +37,7 @@ class NotificationsProjection(Projection):
     name = "notifications"
 
     def __init__(self) -> None:
-        # aggregate id -> (the version of the last event applied, its subscription row)
-        self._subs: dict[str, tuple[int, dict[str, Any]]] = {}
+        self._subs = KeptRows(KEPT)  # each subscription's id and plan
         self._invoices: dict[str, str] = {}  # number -> body (fixed once written)
 
     tables = {
@@ -66,7 +65,7 @@ class NotificationsProjection(Projection):
         """Bookkeeping first (`on_<Aggregate>_<Event>`), then the event's message, if any."""
         super().apply(db, record)
         if record.aggregate_type == "Subscription":
-            self._carry(record)
+            self._subs.carry(record)
         template = EVENT_KINDS.get(record.name)
         if template is not None:
             known = self._known(db, record, template)
@@ -78,18 +77,6 @@ class NotificationsProjection(Projection):
         self._subs.clear()  # a new or rebuilt read DB
         self._invoices.clear()
         super().create(db)
-
-    def _keep(self, r: EventRecord, row: dict[str, Any]) -> None:
-        if len(self._subs) >= KEPT:
-            self._subs.clear()
-        self._subs[r.aggregate_id] = (r.version, row)
-
-    def _carry(self, r: EventRecord) -> None:
-        """The kept row holds after an event that did not change it (its version one on);
-        an event after one not seen here leaves none kept: it is read when next needed."""
-        kept = self._subs.get(r.aggregate_id)
-        if kept is not None and kept[0] == r.version - 1:
-            self._subs[r.aggregate_id] = (r.version, kept[1])
 
     # ---- bookkeeping: what messages need to say, kept from earlier events --------------
 
@@ -120,16 +107,17 @@ class NotificationsProjection(Projection):
             " customer_id, plan_id) VALUES (?, ?, ?, ?)",
             (r.aggregate_id, d["subscription_id"], d["customer_id"], d["plan_id"]),
         )
-        self._keep(r, {"subscription_id": d["subscription_id"], "plan_id": d["plan_id"]})
+        row = {"subscription_id": d["subscription_id"], "plan_id": d["plan_id"]}
+        self._subs.keep(r.aggregate_id, r.version, row)
 
     def on_Subscription_PlanChanged(self, db: ReadDB, r: EventRecord) -> None:
         db.execute(
             "UPDATE notification_subscriptions SET plan_id = ? WHERE aggregate_id = ?",
             (r.data["plan_id"], r.aggregate_id),
         )
-        kept = self._subs.get(r.aggregate_id)
-        if kept is not None and kept[0] == r.version - 1:
-            self._keep(r, {**kept[1], "plan_id": r.data["plan_id"]})
+        kept = self._subs.at(r.aggregate_id, r.version - 1)
+        if kept is not None:
+            self._subs.keep(r.aggregate_id, r.version, {**kept, "plan_id": r.data["plan_id"]})
 
     def on_Subscription_Invoiced(self, db: ReadDB, r: EventRecord) -> None:
         """What a receipt will list once the invoice is paid."""
@@ -231,8 +219,7 @@ class NotificationsProjection(Projection):
         invoice it is about (receipts, failed payments). Kept in memory as they are written;
         read, in one query, only when not (after a restart, say)."""
         number = r.data.get("number") if template in ("receipt", "payment_failed") else None
-        kept = self._subs.get(r.aggregate_id)
-        sub = kept[1] if kept is not None and kept[0] == r.version else None
+        sub = self._subs.at(r.aggregate_id, r.version)  # carried to this event in `apply`
         body = self._invoices.get(number) if number else None
         need_sub = sub is None and r.aggregate_type == "Subscription"
         if need_sub or (number and body is None):
@@ -246,7 +233,7 @@ class NotificationsProjection(Projection):
             )
             if need_sub and row["subscription_id"] is not None:
                 sub = {"subscription_id": row["subscription_id"], "plan_id": row["plan_id"]}
-                self._keep(r, sub)
+                self._subs.keep(r.aggregate_id, r.version, sub)
             body = body or row["invoice"]
         return {"subscription": sub or {}, "invoice": body}
 
