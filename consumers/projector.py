@@ -95,7 +95,6 @@ class ProjectionWorker:
         self.applied = 0
         # a poll's batches whose commit was left to the read DB's sender, and how many events
         self._unsettled: tuple[dict[TopicPartition, Sequence[Any]], int] | None = None
-        self._stopped: set[TopicPartition] = set()  # stopped on a fault found by `settle`
         # (partition, offset) -> EventRecord (None: undecodable) of the batch not yet
         # settled, so applying it again neither decodes nor dead-letters anything twice
         self._decoded: dict[tuple[int, int], Any] = {}
@@ -159,7 +158,8 @@ class ProjectionWorker:
         batch is applied again with care (`_apply_carefully`), which names the event at
         fault and stops that partition alone.
         """
-        batches = {tp: ms for tp, ms in batches.items() if tp not in self._stopped}
+        paused = self.consumer.paused()  # on a fault, maybe one `settle` found since the poll
+        batches = {tp: ms for tp, ms in batches.items() if tp not in paused}
         try:
             return self._apply_fast(batches)
         except Exception as exc:
@@ -261,7 +261,6 @@ class ProjectionWorker:
         if fault is None:
             return len(messages)
         self.consumer.pause(tp)
-        self._stopped.add(tp)
         log.error(
             "projection %s stopped on %s offset %s (%s): %s",
             name,

@@ -498,6 +498,8 @@ class Brittle(Fragile):
 def test_a_projection_that_fails_on_an_event_stops_that_partition_only_and_says_where(
     config, kind: type[Fragile]
 ) -> None:
+    from kafka import TopicPartition
+
     from consumers.kafka import ensure_topics
     from consumers.projector import ProjectionWorker, source, status
 
@@ -587,6 +589,17 @@ def test_a_projection_that_fails_on_an_event_stops_that_partition_only_and_says_
                 db = worker.db
                 assert applied_positions(db) == expected_positions(messages, failing)
                 assert [f["position"] for f in get_faults(db, fragile.name)] == [failing.offset]
+                # events past the fault fetched in the same poll as it (before the pause)
+                # are not applied either
+                past = [
+                    m for m in messages
+                    if m.partition == failing.partition and m.offset > failing.offset
+                ]  # fmt: skip
+                assert past
+                stuck = TopicPartition(config.events_topic, failing.partition)
+                assert worker.handle({stuck: past}) == 0
+                worker.settle()
+                assert applied_positions(db) == expected_positions(messages, failing)
             finally:
                 worker.close()
         finally:
