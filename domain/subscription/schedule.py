@@ -12,7 +12,7 @@ inside the lead time is reminded at its start.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -56,7 +56,13 @@ def is_annual(interval: Interval) -> bool:
 
 
 def next_due(sub: Subscription, leads: ReminderLeads) -> Due | None:
-    """The earliest thing due on this subscription, if anything ever is."""
+    """The earliest thing due on this subscription, if anything ever is.
+
+    Never dated before the subscription's last change: work that could not fall due when
+    its time came (a reminder or a retry while paused, a reminder while set to cancel) is
+    done as billing takes up again. Dated earlier, the subscription would refuse it, and
+    the clock could never pass it: every later command of the book would be refused.
+    """
     due: list[Due] = []
     if sub.status in PAYING:
         for number, invoice in sub.open_invoices.items():
@@ -76,7 +82,10 @@ def next_due(sub: Subscription, leads: ReminderLeads) -> Due | None:
         ):
             notice_at = max(sub.period_end - timedelta(days=leads.trial_days), sub.period_start)
             due.append(Due(notice_at, DueKind.TRIAL_ENDING))
-    return min(due) if due else None
+    if not due:
+        return None
+    since = sub.modified_on
+    return min(d if d.at >= since else replace(d, at=since) for d in due)
 
 
 def convert_trial(sub: Subscription, at: datetime, meta: dict) -> None:

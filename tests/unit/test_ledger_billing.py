@@ -9,6 +9,7 @@ import pytest
 from ledger_support import Book, T, flat, line_kinds, lines_of
 
 from domain import commands as c
+from domain.base import iso
 from projections import reports
 
 PER_SEAT = {"model": "per_unit", "amount": 1200, "tiers": []}
@@ -166,6 +167,40 @@ def test_monthly_plan_sends_its_renewal_reminder_seven_days_before(usd: Book) ->
         (T(2024, 1, 25), T(2024, 2, 1), 1000),
         (T(2024, 2, 23), T(2024, 3, 1), 1000),
     ]
+
+
+@pytest.mark.parametrize(
+    "road",
+    ["paused, resumed", "set to cancel, reactivated", "trial set to cancel, reactivated"],
+)
+def test_a_reminder_missed_while_it_could_not_fall_due_is_sent_when_billing_takes_up_again(
+    usd: Book, road: str
+) -> None:
+    """Paused, or set to cancel, past the reminder's time, then back within the paid period
+    (or the trial): the reminder is dated at the comeback, never before the subscription's
+    last change, which it would refuse; dated earlier, no command of the book went through
+    again (found by `simulate --customers 2000`, refused from July on)."""
+    usd.plan("trial", T(2024, 1, 1), flat(1000), trial_days=14)
+    if road == "paused, resumed":
+        usd.subscribe("sub", "cus", "basic", T(2024, 1, 1))  # reminder due on Jan 25
+        usd.run(c.Pause, T(2024, 1, 10), subscription_id="sub")
+        back, event, ends = T(2024, 1, 27), c.Resume, T(2024, 2, 1)
+    elif road == "set to cancel, reactivated":
+        usd.subscribe("sub", "cus", "basic", T(2024, 1, 1))
+        usd.run(c.Cancel, T(2024, 1, 10), subscription_id="sub", immediately=False, reason="x")
+        back, event, ends = T(2024, 1, 27), c.Reactivate, T(2024, 2, 1)
+    else:
+        usd.subscribe("sub", "cus", "trial", T(2024, 1, 1))  # notice due on Jan 12
+        usd.run(c.Cancel, T(2024, 1, 5), subscription_id="sub", immediately=False, reason="x")
+        back, event, ends = T(2024, 1, 13), c.Reactivate, T(2024, 1, 15)
+    usd.run(event, back, subscription_id="sub")
+    done = usd.advance(back + (ends - back) / 2)
+    assert done["reminders"] == 1
+    name = "TrialEndingSoon" if road.startswith("trial") else "RenewalReminderIssued"
+    (reminder,) = usd.events_of("sub", name)
+    assert reminder.timestamp == back
+    assert usd.customer("cus2", ends)["customer_id"] == "cus2"  # the book goes on
+    assert usd.subscription("sub")["current_period_start"] == iso(ends)  # renewed on time
 
 
 # ---- trials --------------------------------------------------------------------------------
