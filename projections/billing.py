@@ -55,7 +55,7 @@ class BillingProjection(CreditModel, Projection):
             cancel_at_period_end INTEGER NOT NULL DEFAULT 0, canceled_at TEXT,
             churn_kind TEXT, churn_reason TEXT, credit_balance BIGINT NOT NULL DEFAULT 0,
             next_retry_at TEXT, next_check_at TEXT, created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL)""",
+            updated_at TEXT NOT NULL, reminded_for TEXT)""",
         "invoices": """CREATE TABLE IF NOT EXISTS invoices (
             number TEXT PRIMARY KEY, subscription_id TEXT NOT NULL, customer_id TEXT NOT NULL,
             currency TEXT NOT NULL, reason TEXT NOT NULL, issued_at TEXT NOT NULL,
@@ -243,6 +243,19 @@ class BillingProjection(CreditModel, Projection):
             (r.data["plan_version"],),
         )
 
+    def on_Subscription_RenewalReminderIssued(self, db: ReadDB, r: EventRecord) -> None:
+        self._reminded(db, r, r.data["renews_at"])
+
+    def on_Subscription_TrialEndingSoon(self, db: ReadDB, r: EventRecord) -> None:
+        self._reminded(db, r, r.data["trial_end"])
+
+    def _reminded(self, db: ReadDB, r: EventRecord, period_end: datetime) -> None:
+        """Told of this period's end: not a reminder candidate again until the next one."""
+        db.execute(
+            "UPDATE subscriptions SET reminded_for = ? WHERE aggregate_id = ?",
+            (ts(period_end), r.aggregate_id),
+        )
+
     def on_Subscription_Churned(self, db: ReadDB, r: EventRecord) -> None:
         sub = self._sub(db, r)
         db.execute(
@@ -331,6 +344,9 @@ class BillingProjection(CreditModel, Projection):
     # columns added by issue 9 (payments) to tables that older read DBs already have: a
     # NULL there is what a rebuild gives too (no charge pending, no decline message)
     ADDED_COLUMNS = {"invoices": {"charging": "INTEGER"}, "payments": {"message": "TEXT"}}
+    # and by issue 13: the period end a reminder was sent for; NULL (not known to be
+    # reminded) keeps a subscription a reminder candidate, as the hint may over-ask
+    ADDED_COLUMNS["subscriptions"] = {"reminded_for": "TEXT"}
 
     def create(self, db: ReadDB) -> None:
         self._subs.clear()  # a new or rebuilt read DB: nothing known of it yet
@@ -382,8 +398,9 @@ class BillingSchedule:
     """The ledger's due-work hint, read from the billing model (the aggregate decides).
 
     A subscription is a candidate when its next period end, trial end or payment retry is
-    due, or a renewal reminder or trial-ending notice may be (each plan's lead time, per
-    `domain.subscription.schedule.ReminderLeads`: a superset is safe, a miss is not).
+    due, or a renewal reminder or trial-ending notice may be and was not yet sent for its
+    current period (each plan's lead time, per `domain.subscription.schedule.ReminderLeads`:
+    a superset is safe, a miss is not).
     """
 
     def __init__(
@@ -412,13 +429,14 @@ class BillingSchedule:
             "(p.interval_unit = 'year' OR (p.interval_unit = 'month'"
             f" AND p.interval_count >= 12) OR {days} >= 365)"
         )  # a plan of a year or longer: schedule.is_annual
+        unreminded = "(s.reminded_for IS NULL OR s.reminded_for <> s.current_period_end)"
         rows = self.db.query(
             "SELECT s.subscription_id FROM subscriptions s JOIN plans p ON p.plan_id = s.plan_id"
             " WHERE s.next_check_at IS NOT NULL AND (s.next_check_at <= ?"
-            f" OR (s.status IN ({marks(PAYING)}) AND ("
+            f" OR (s.status IN ({marks(PAYING)}) AND {unreminded} AND ("
             f"  ({annual} AND {days} >= ? AND s.current_period_end <= ?)"
             f"  OR (NOT {annual} AND {days} >= ? AND s.current_period_end <= ?)))"
-            " OR (s.status = ? AND s.current_period_end <= ?))"
+            f" OR (s.status = ? AND {unreminded} AND s.current_period_end <= ?))"
             " ORDER BY s.next_check_at",
             (
                 ts(up_to),

@@ -10,6 +10,7 @@ from ledger_support import Book, T, flat, line_kinds, lines_of
 
 from domain import commands as c
 from domain.base import iso
+from domain.identity import subscription_uuid
 from projections import reports
 
 PER_SEAT = {"model": "per_unit", "amount": 1200, "tiers": []}
@@ -201,6 +202,33 @@ def test_a_reminder_missed_while_it_could_not_fall_due_is_sent_when_billing_take
     assert reminder.timestamp == back
     assert usd.customer("cus2", ends)["customer_id"] == "cus2"  # the book goes on
     assert usd.subscription("sub")["current_period_start"] == iso(ends)  # renewed on time
+
+
+def test_the_schedule_asks_for_a_reminded_subscription_again_only_at_its_renewal(
+    usd: Book,
+) -> None:
+    """The due-work hint names a subscription for its reminder until the reminder is sent
+    for the current period, then only when the renewal falls due; a read DB from before it
+    knew of reminders (no `reminded_for`) over-asks, which is safe."""
+    usd.subscribe("sub", "cus", "basic", T(2024, 1, 1))  # reminder Jan 25, renewal Feb 1
+    sub = subscription_uuid("sub")
+    hint = usd.ledger.schedule.due_subscriptions
+    assert sub not in hint(T(2024, 1, 24))
+    assert sub in hint(T(2024, 1, 25))
+    usd.advance(T(2024, 1, 26))
+    assert usd.db.query("SELECT reminded_for FROM subscriptions") == [
+        {"reminded_for": "2024-02-01T00:00:00Z"}
+    ]
+    assert sub not in hint(T(2024, 1, 31, 23, 59, 59))
+    assert sub in hint(T(2024, 2, 1))
+
+    usd.db.execute("ALTER TABLE subscriptions DROP COLUMN reminded_for")  # an older read DB
+    (billing,) = [p for p in usd.rt.projections if p.name == "billing"]
+    billing.create(usd.db)
+    assert sub in hint(T(2024, 1, 26))
+    assert usd.advance(T(2024, 2, 2))["reminders"] == 0  # the aggregate knows: sent once
+    assert len(usd.events_of("sub", "RenewalReminderIssued")) == 1
+    assert sub not in hint(T(2024, 2, 2))  # renewed: nothing due before its next reminder
 
 
 # ---- trials --------------------------------------------------------------------------------

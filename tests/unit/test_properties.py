@@ -22,6 +22,8 @@ from ledger_support import Book, T, dump_tables, flat
 from bootstrap import Config, Runtime
 from domain import commands as c
 from domain.errors import LedgerError
+from domain.identity import subscription_uuid
+from domain.subscription.schedule import next_due
 from projections import reports
 
 START = T(2024, 1, 1)
@@ -274,6 +276,20 @@ def check_mrr_report_matches_subscriptions(book: Book) -> None:
     assert dead == []
 
 
+def check_schedule_hint_misses_nothing(book: Book, subs: list[str]) -> None:
+    """The ledger runs due work only on the subscriptions its schedule names (a hint from the
+    billing read model): whatever a subscription has due by a time, the hint names it."""
+    now = book.ledger.clock_now()
+    for ahead in (0, 1, 7, 31, 400):
+        up_to = now + timedelta(days=ahead)
+        named = set(book.ledger.schedule.due_subscriptions(up_to))
+        for sub_id in subs:
+            sub = book.ledger.repository.get(subscription_uuid(sub_id))
+            due = next_due(sub, book.ledger.settings.reminders)
+            if due is not None and due.at <= up_to:
+                assert sub.id in named, (sub_id, due, up_to)
+
+
 def check_rebuild_equals_live(book: Book, tmp: Path) -> None:
     tables = [t for p in book.rt.projections for t in p.tables]
     live = dump_tables(book.rt.db, tables)
@@ -300,7 +316,8 @@ def test_random_books_keep_every_invariant(script: list) -> None:
         book = Book.embedded(Path(tmp) / "book")
         try:
             setup(book)
-            play(book, script)
+            subs = play(book, script)
+            check_schedule_hint_misses_nothing(book, subs)
             invoices = reports.invoices(book.db)
             check_gapless_numbers(invoices)
             check_numbers_follow_issue_time(invoices)
@@ -331,7 +348,8 @@ def test_commands_dated_in_any_order_keep_the_book_in_time_order(
         book = Book.embedded(Path(tmp) / "book")
         try:
             setup(book)
-            play(book, script, skew=skew)
+            subs = play(book, script, skew=skew)
+            check_schedule_hint_misses_nothing(book, subs)
             invoices = reports.invoices(book.db)
             check_gapless_numbers(invoices)
             check_numbers_follow_issue_time(invoices)
