@@ -37,7 +37,7 @@ class Relay:
     """Publishes the event store's notifications, in order and at least once, to Kafka."""
 
     def __init__(
-        self, config: Any, ledger: Any, *, batch_size: int = 1000, idle_s: float = 0.2
+        self, config: Any, ledger: Any, *, batch_size: int = 1000, idle_s: float = 0.05
     ) -> None:
         if not config.event_store:
             raise RuntimeError("the relay needs a PostgreSQL event store (SUBLEDGER_EVENT_STORE)")
