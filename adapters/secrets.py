@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from eventsourcing.cipher import AESCipher
+from eventsourcing.cryptography import AESCipher
 from eventsourcing.utils import Environment
 
 from adapters.postgres import connect

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from eventsourcing.cipher import AESCipher
+from eventsourcing.cryptography import AESCipher
 from eventsourcing.utils import Environment
 
 from domain.ports import KeyStore

@@ -186,7 +186,7 @@ def test_secrets_are_stored_encrypted_under_their_own_key(tmp_path) -> None:
 
 
 def test_secrets_under_another_key_or_moved_to_another_endpoint_do_not_open(tmp_path) -> None:
-    from eventsourcing.cipher import AESCipher
+    from eventsourcing.cryptography import AESCipher
 
     path = tmp_path / "keys.sqlite"
     key = AESCipher.create_key(32)
