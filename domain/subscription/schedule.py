@@ -59,9 +59,9 @@ def next_due(sub: Subscription, leads: ReminderLeads) -> Due | None:
     """The earliest thing due on this subscription, if anything ever is.
 
     Never dated before the subscription's last change: work that could not fall due when
-    its time came (a reminder or a retry while paused, a reminder while set to cancel) is
-    done as billing takes up again. Dated earlier, the subscription would refuse it, and
-    the clock could never pass it: every later command of the book would be refused.
+    its time came (a reminder or trial notice while paused or set to cancel) is done as
+    billing takes up again. Dated earlier, the subscription would refuse it, and the clock
+    could never pass it: every later command of the book would be refused.
     """
     due: list[Due] = []
     if sub.status in PAYING:
