@@ -13,6 +13,7 @@ import sqlite3
 import threading
 from typing import Any
 
+from adapters.sqlite_files import use_wal
 from domain.ports import ChargeResult, RefundResult
 
 # token -> (decline code, Stripe's message), as Stripe's test tokens decline
@@ -73,7 +74,7 @@ class SandboxGateway:
             path or ":memory:", check_same_thread=False, isolation_level=None, timeout=30
         )
         if path:  # WAL: a kill -9 loses no committed answer (a power cut may: a sandbox)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            use_wal(self._db)
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA secure_delete=ON")  # a token rewritten leaves no trace
         for statement in SCHEMA:

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from adapters.postgres import SettingError, connect
+from adapters.sqlite_files import use_wal
 
 
 class SQLiteKeyStore:
@@ -20,7 +21,7 @@ class SQLiteKeyStore:
     def __init__(self, path: str) -> None:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        use_wal(self._db)
         self._db.execute("PRAGMA secure_delete=ON")  # a shredded key is overwritten
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS customer_keys ("

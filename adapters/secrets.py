@@ -20,6 +20,7 @@ from eventsourcing.cryptography import AESCipher
 from eventsourcing.utils import Environment
 
 from adapters.postgres import connect
+from adapters.sqlite_files import use_wal
 
 KEY_NAME = "webhook-secrets"
 
@@ -44,7 +45,7 @@ class SecretStore:
             self._db = sqlite3.connect(
                 path, check_same_thread=False, isolation_level=None, timeout=30
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
+            use_wal(self._db)
             self._db.execute("PRAGMA secure_delete=ON")  # a removed secret is overwritten
         self._run(
             f"CREATE TABLE IF NOT EXISTS {self._secrets} ("

@@ -11,6 +11,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
+from adapters.sqlite_files import use_wal
+
 PIPELINE_DEPTH = 500  # writes `pipelined` sends in one round trip, at most
 PREPARED_MAX = 256  # statements a PostgreSQL connection prepares, at most (then plain text)
 PREPARED_PARAMETERS = 32  # a write of more rows than that is parsed once for all of them
@@ -37,7 +39,7 @@ class ReadDB:
                 path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
             )
             self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
-            self.conn.execute("PRAGMA journal_mode=WAL")
+            use_wal(self.conn)
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.create_aggregate("sum", 1, ExactSum)  # never "integer overflow"
         self._in_tx = False
