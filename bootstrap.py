@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlencode, urlparse
 
-from adapters import postgres
+from adapters import postgres, sqlite_files
 from adapters.clock import now as wall_clock
 from adapters.keystores import PostgresKeyStore, SQLiteKeyStore, default_key_store_url
 from consumers.embedded import LogFeeder
@@ -231,7 +231,10 @@ def access_policy(config: Config) -> Policy | None:
 
 
 def setup_lock(config: Config) -> AbstractContextManager[None]:
-    """One process at a time creates tables (PostgreSQL's advisory lock; nothing embedded)."""
+    """One process at a time creates tables: PostgreSQL's advisory lock, or embedded an
+    flock in the data dir."""
+    if config.event_store is None:
+        return sqlite_files.setup_lock(config.data_dir)
     return postgres.setup_lock(config.event_store)
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 WAL_WAIT_S = 30.0  # as long as a writer waits for another's lock (the connections' timeout)
 
@@ -27,3 +31,16 @@ def use_wal(conn: sqlite3.Connection, wait_s: float = WAL_WAIT_S) -> None:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
+
+
+@contextmanager
+def setup_lock(folder: Path) -> Iterator[None]:
+    """One process at a time opens a data dir's files for the first time (an flock).
+
+    eventsourcing's SQLite store made by two processes at once fails one of them (both
+    record its first tracking row); PostgreSQL's stores take an advisory lock instead.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".setup.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # let go when the file closes
+        yield

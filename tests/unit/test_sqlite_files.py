@@ -55,3 +55,35 @@ def test_connections_opening_one_new_file_at_once_all_open_it_in_wal_mode(
         assert errors == [], f"round {round_}"
         mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
         assert mode == "wal"
+
+
+def test_processes_starting_together_on_a_new_data_dir_all_open_the_book(tmp_path: Path) -> None:
+    """The CLI and the dashboard (or two commands) started at once on a new embedded data dir
+    all open the book: its files are first opened one process at a time (eventsourcing's
+    SQLite store, made by two at once, failed one of them on its first tracking row)."""
+    from bootstrap import Config, Runtime
+
+    for round_ in range(8):
+        config = Config(data_dir=tmp_path / f"book-{round_}")
+        ready = threading.Barrier(AT_ONCE)
+        errors: list[Exception] = []
+
+        def start(
+            config: Config = config, ready: threading.Barrier = ready, errors: list = errors
+        ) -> None:
+            ready.wait()
+            try:
+                runtime = Runtime(config)
+                runtime.ledger.clock_now()  # the event store, opened
+                runtime.close()
+            except Exception as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=start) for _ in range(AT_ONCE)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == [], f"round {round_}"
+        events = sqlite3.connect(config.data_dir / "events.sqlite")
+        assert events.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
