@@ -26,6 +26,26 @@ AT_ONCE = 4
 ROUNDS = 40  # a single round lost the race about 1 time in 16 before (CI saw it)
 
 
+def at_once(action: Callable[[], None]) -> list[Exception]:
+    """Run `action` from AT_ONCE threads released together; what they raised."""
+    ready = threading.Barrier(AT_ONCE)
+    errors: list[Exception] = []
+
+    def run() -> None:
+        ready.wait()
+        try:
+            action()
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(AT_ONCE)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
 @pytest.mark.parametrize("kind", OPENERS)
 def test_connections_opening_one_new_file_at_once_all_open_it_in_wal_mode(
     tmp_path: Path, kind: str
@@ -35,24 +55,8 @@ def test_connections_opening_one_new_file_at_once_all_open_it_in_wal_mode(
     make, close = OPENERS[kind]
     for round_ in range(ROUNDS):
         path = str(tmp_path / f"{round_}.sqlite")
-        ready = threading.Barrier(AT_ONCE)
-        errors: list[Exception] = []
-
-        def open_one(
-            path: str = path, ready: threading.Barrier = ready, errors: list = errors
-        ) -> None:
-            ready.wait()
-            try:
-                close(make(path))
-            except Exception as exc:  # the race: sqlite3.OperationalError, database is locked
-                errors.append(exc)
-
-        threads = [threading.Thread(target=open_one) for _ in range(AT_ONCE)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == [], f"round {round_}"
+        # the race: sqlite3.OperationalError, database is locked
+        assert at_once(lambda path=path: close(make(path))) == [], f"round {round_}"
         mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
         assert mode == "wal"
 
@@ -63,27 +67,13 @@ def test_processes_starting_together_on_a_new_data_dir_all_open_the_book(tmp_pat
     SQLite store, made by two at once, failed one of them on its first tracking row)."""
     from bootstrap import Config, Runtime
 
+    def start(config: Config) -> None:
+        runtime = Runtime(config)
+        runtime.ledger.clock_now()  # the event store, opened
+        runtime.close()
+
     for round_ in range(8):
         config = Config(data_dir=tmp_path / f"book-{round_}")
-        ready = threading.Barrier(AT_ONCE)
-        errors: list[Exception] = []
-
-        def start(
-            config: Config = config, ready: threading.Barrier = ready, errors: list = errors
-        ) -> None:
-            ready.wait()
-            try:
-                runtime = Runtime(config)
-                runtime.ledger.clock_now()  # the event store, opened
-                runtime.close()
-            except Exception as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=start) for _ in range(AT_ONCE)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == [], f"round {round_}"
+        assert at_once(lambda config=config: start(config)) == [], f"round {round_}"
         events = sqlite3.connect(config.data_dir / "events.sqlite")
         assert events.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
