@@ -2,8 +2,8 @@
 and /readyz, on a small HTTP server of serve's own.
 
 Counters are counted where the work is done (workers call `count_*`); the lags and stopped
-partitions are read from the stores and Kafka when scraped (consumers/health.snapshot,
-the same figures as `subledger status`), at most once every few seconds.
+partitions are read from the stores and Kafka every few seconds by a thread of their own
+(consumers/health.snapshot, the same figures as `subledger status`).
 """
 
 from __future__ import annotations
@@ -75,32 +75,51 @@ def count_reconnect(dependency: str | None) -> None:
 
 
 class StoreCollector(Collector):
-    """Lags and stopped partitions, from a snapshot of the stores and Kafka (cached)."""
+    """Lags and stopped partitions, from a snapshot of the stores and Kafka that a thread of
+    its own takes every `max_age_s`: a scrape or /readyz reads the last one and never waits
+    on a store (one that is away can take its driver's whole connect timeout to say so)."""
 
     def __init__(self, snapshot: Callable[[], dict[str, Any]], max_age_s: float = 5.0) -> None:
         self.snapshot = snapshot
         self.max_age_s = max_age_s
-        self._lock = threading.Lock()
-        self._taken = 0.0
         self._state: dict[str, Any] | None = None
-        self.error: str | None = None
+        self._answered: float | None = None  # monotonic time of the last snapshot taken
+        self.error: str | None = "not asked yet"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="subledger-snapshot", daemon=True)
 
-    def state(self, wait: bool = True) -> dict[str, Any] | None:
-        """The last snapshot, taken again when older than `max_age_s`; with `wait` False,
-        the last one as it is while another request is taking a new one (a store that is
-        away can take its driver's whole connect timeout to say so)."""
-        if not self._lock.acquire(blocking=wait):
-            return self._state
-        try:
-            if self._state is None or time.monotonic() - self._taken > self.max_age_s:
-                try:
-                    self._state, self.error = self.snapshot(), None
-                except Exception as exc:  # a scrape must not fail because a store is down
-                    self._state, self.error = None, " ".join(str(exc).split())[:200]
-                self._taken = time.monotonic()
-            return self._state
-        finally:
-            self._lock.release()
+    def start(self) -> StoreCollector:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                state, error = self.snapshot(), None
+            except Exception as exc:  # a scrape must not fail because a store is down
+                state, error = None, " ".join(str(exc).split())[:200]
+            self._state, self.error, self._answered = state, error, time.monotonic()
+            self._stop.wait(self.max_age_s)
+
+    def state(self) -> dict[str, Any] | None:
+        """The last snapshot; None if it failed or none was taken yet."""
+        return self._state
+
+    def problem(self) -> str | None:
+        """Why the stores and Kafka cannot be counted on, or None: the last snapshot failed,
+        none was taken yet, or the one being taken has hung past three periods."""
+        answered = self._answered
+        if answered is None or self._state is None:
+            return f"stores or Kafka did not answer: {self.error}"
+        silent = time.monotonic() - answered
+        if silent > 3 * self.max_age_s:
+            return f"stores or Kafka have not answered for {silent:.0f} s"
+        return None
 
     def collect(self) -> Iterable[Metric]:
         state = self.state()
@@ -149,7 +168,7 @@ class _Quiet(WSGIRequestHandler):
 
 def app(not_ready: Callable[[], list[str]]) -> Callable[..., Any]:
     """/metrics (Prometheus text), /healthz (the process answers), /readyz (every worker
-    runs, none is reconnecting, and the stores and Kafka answered the last scrape)."""
+    runs, none is reconnecting, and the stores and Kafka answered the last snapshot)."""
     metrics = make_wsgi_app(REGISTRY)
 
     def route(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -372,15 +372,15 @@ def _metrics_server(address: tuple[str, int], parts: Parts, health: Health) -> A
 
     def not_ready() -> list[str]:
         reasons = health.not_ready()
-        if collector.state(wait=False) is None:
-            reasons.append(f"stores or Kafka did not answer: {collector.error}")
-        return reasons
+        problem = collector.problem()
+        return [*reasons, problem] if problem else reasons
 
     try:
         server = metrics.start_server(address[0], address[1], metrics.app(not_ready))
     except OSError as exc:
         metrics.REGISTRY.unregister(collector)
         raise ValueError(f"--metrics-port {address[1]} on {address[0]}: {exc.strerror}") from None
+    collector.start()
     log.info("metrics on http://%s:%s/metrics (and /healthz, /readyz)", *address)
     return _Server(server, collector, held)
 
@@ -396,6 +396,7 @@ class _Server:
 
         self.server.shutdown()
         self.server.server_close()
+        self.collector.stop()
         metrics.REGISTRY.unregister(self.collector)
         while self.held:
             with suppress(Exception):
