@@ -41,6 +41,9 @@ class ReadDB:
             self.conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
             use_wal(self.conn)
             self.conn.execute("PRAGMA synchronous=NORMAL")
+            # a savepoint's undo (each read model's part of a batch) kept in memory: else
+            # SQLite spills it to a temporary file, written and thrown away every batch
+            self.conn.execute("PRAGMA temp_store=MEMORY")
             self.conn.create_aggregate("sum", 1, ExactSum)  # never "integer overflow"
         self._in_tx = False
         self._pending: list[bytes] | None = None  # writes not yet sent (`pipelined`)

@@ -1,5 +1,6 @@
 """Our SQLite files opened by several connections at once, as several workers, or the CLI and
-the dashboard, open them when they start together."""
+the dashboard, open them when they start together; and a read model's batch, which writes no
+file but the read DB's own."""
 
 from __future__ import annotations
 
@@ -77,3 +78,26 @@ def test_processes_starting_together_on_a_new_data_dir_all_open_the_book(tmp_pat
         assert at_once(lambda config=config: start(config)) == [], f"round {round_}"
         events = sqlite3.connect(config.data_dir / "events.sqlite")
         assert events.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def temporary_files() -> list[str]:
+    """SQLite's temporary files this process holds open (unlinked at once, so seen only here)."""
+    fds = Path("/proc/self/fd")
+    return [
+        target
+        for fd in fds.iterdir()
+        if "etilqs" in (target := str(fd.readlink()) if fd.is_symlink() else "")
+    ]
+
+
+def test_a_read_model_batch_keeps_its_savepoint_undo_in_memory(tmp_path: Path) -> None:
+    """Each read model's part of a batch is a savepoint; its undo, spilt to a temporary file,
+    was written and thrown away every batch: more bytes than the read DB itself."""
+    db = ReadDB(f"sqlite:///{tmp_path / 'read.sqlite'}")
+    db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+    db.executemany("INSERT INTO t VALUES (?, ?)", [(k, "x" * 200) for k in range(2000)])
+    with db.transaction(), db.savepoint():
+        db.execute("UPDATE t SET v = ?", ("y" * 200,))  # undo of ~0.5 MB: past any spill
+        open_now = temporary_files()
+    db.close()
+    assert open_now == []
