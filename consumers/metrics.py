@@ -2,8 +2,8 @@
 and /readyz, on a small HTTP server of serve's own.
 
 Counters are counted where the work is done (workers call `count_*`); the lags and stopped
-partitions are read from the stores and Kafka every few seconds by a thread of their own
-(consumers/health.snapshot, the same figures as `subledger status`).
+partitions are read from the stores and Kafka by a thread of their own, at most once every
+few seconds (consumers/health.snapshot, the same figures as `subledger status`).
 """
 
 from __future__ import annotations
@@ -75,50 +75,76 @@ def count_reconnect(dependency: str | None) -> None:
 
 
 class StoreCollector(Collector):
-    """Lags and stopped partitions, from a snapshot of the stores and Kafka that a thread of
-    its own takes every `max_age_s`: a scrape or /readyz reads the last one and never waits
-    on a store (one that is away can take its driver's whole connect timeout to say so)."""
+    """Lags and stopped partitions, from a snapshot of the stores and Kafka.
+
+    A scrape or /readyz reads the last snapshot and never waits on a store (one that is away
+    can take its driver's whole connect timeout to say so): when it is older than
+    `max_age_s`, a thread of its own takes the next one, one at a time. An idle `serve` asks
+    the stores nothing.
+    """
 
     def __init__(self, snapshot: Callable[[], dict[str, Any]], max_age_s: float = 5.0) -> None:
         self.snapshot = snapshot
         self.max_age_s = max_age_s
+        self._lock = threading.Lock()
         self._state: dict[str, Any] | None = None
-        self._answered: float | None = None  # monotonic time of the last snapshot taken
-        self.error: str | None = "not asked yet"
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="subledger-snapshot", daemon=True)
+        self.error: str | None = None
+        self._answered: float | None = None  # monotonic time the last snapshot came back
+        self._asking: float | None = None  # since when the one under way was asked
+        self._thread: threading.Thread | None = None
+        self._stopped = False
 
     def start(self) -> StoreCollector:
-        self._thread.start()
+        """The first snapshot, so the first probe has an answer to read."""
+        self._ask()
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        with self._lock:
+            self._stopped = True
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                state, error = self.snapshot(), None
-            except Exception as exc:  # a scrape must not fail because a store is down
-                state, error = None, " ".join(str(exc).split())[:200]
-            self._state, self.error, self._answered = state, error, time.monotonic()
-            self._stop.wait(self.max_age_s)
+    def _ask(self) -> None:
+        with self._lock:
+            answered = self._answered
+            fresh = answered is not None and time.monotonic() - answered <= self.max_age_s
+            if fresh or self._asking is not None or self._stopped:
+                return
+            self._asking = time.monotonic()
+            self._thread = threading.Thread(
+                target=self._take, name="subledger-snapshot", daemon=True
+            )
+            self._thread.start()
+
+    def _take(self) -> None:
+        try:
+            state, error = self.snapshot(), None
+        except Exception as exc:  # a scrape must not fail because a store is down
+            state, error = None, " ".join(str(exc).split())[:200]
+        with self._lock:
+            self._state, self.error = state, error
+            self._answered, self._asking = time.monotonic(), None
 
     def state(self) -> dict[str, Any] | None:
-        """The last snapshot; None if it failed or none was taken yet."""
+        """The last snapshot (None if it failed or none came back yet); a new one asked
+        for if it is stale."""
+        self._ask()
         return self._state
 
     def problem(self) -> str | None:
-        """Why the stores and Kafka cannot be counted on, or None: the last snapshot failed,
-        none was taken yet, or the one being taken has hung past three periods."""
-        answered = self._answered
-        if answered is None or self._state is None:
-            return f"stores or Kafka did not answer: {self.error}"
-        silent = time.monotonic() - answered
-        if silent > 3 * self.max_age_s:
-            return f"stores or Kafka have not answered for {silent:.0f} s"
+        """Why the stores and Kafka cannot be counted on, or None: none answered yet, the
+        last snapshot failed, or the one under way has hung for over three periods."""
+        self._ask()
+        with self._lock:
+            answered, asking, state, error = self._answered, self._asking, self._state, self.error
+        if asking is not None and time.monotonic() - asking > 3 * self.max_age_s:
+            return f"stores or Kafka have not answered for {time.monotonic() - asking:.0f} s"
+        if answered is None:
+            return "stores or Kafka have not answered yet"
+        if state is None:
+            return f"stores or Kafka did not answer: {error}"
         return None
 
     def collect(self) -> Iterable[Metric]:

@@ -1,6 +1,6 @@
-"""serve's store gauges and /readyz read a snapshot a thread of its own takes: a probe
-answers at once while a store hangs, says why it is not ready, and is ready again when the
-stores answer."""
+"""serve's store gauges and /readyz read the last snapshot, a thread of its own taking the
+next when it is stale: a probe answers at once while a store hangs, says why it is not
+ready, and is ready again when the stores answer; an idle serve asks the stores nothing."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def test_readyz_answers_at_once_while_the_stores_hang_and_says_for_how_long() ->
     try:
         eventually(lambda: store.calls == 1)
         status, body, took = readyz(port)
-        assert (status, body) == (503, "stores or Kafka did not answer: not asked yet\n")
+        assert (status, body) == (503, "stores or Kafka have not answered yet\n")
         assert took < 2.0
         assert list(collector.collect()) == []  # no gauges from no snapshot
 
@@ -79,25 +79,27 @@ def test_readyz_answers_at_once_while_the_stores_hang_and_says_for_how_long() ->
             ({"worker": "commands", "partition": "0"}, 0),
             ({"worker": "projection-billing", "partition": "0"}, 1),
         ]
+        calls = store.calls
+        time.sleep(2.5)  # nobody asks: the stores are asked nothing
+        assert store.calls == calls
 
         store.release.clear()
         store.hang.set()  # the next snapshot hangs: ready on the last one for three periods
-        calls = store.calls
-        eventually(lambda: store.calls > calls)
-        status, body, took = readyz(port)
-        assert status == 200 and took < 2.0
+        status, body, took = readyz(port)  # stale: this asks for the next one, and answers
+        assert (status, body) == (200, "ready\n") and took < 2.0
+        eventually(lambda: store.calls == calls + 1)
         eventually(lambda: readyz(port)[0] == 503)
         status, body, took = readyz(port)
         assert body.startswith("stores or Kafka have not answered for ") and took < 2.0
         assert gauges == {
             m.name: [(s.labels, s.value) for s in m.samples] for m in collector.collect()
         }  # the scrape reads the last figures, without waiting
+        assert store.calls == calls + 1  # one snapshot at a time
 
         store.fail = "connection refused"
         store.release.set()  # the stores are away and say so: not ready, with their words
-        eventually(
-            lambda: readyz(port)[1] == "stores or Kafka did not answer: connection refused\n"
-        )
+        refused = "stores or Kafka did not answer: connection refused\n"
+        eventually(lambda: readyz(port)[1] == refused)
         store.fail = None  # and back
         eventually(lambda: readyz(port)[0] == 200)
     finally:
@@ -105,4 +107,4 @@ def test_readyz_answers_at_once_while_the_stores_hang_and_says_for_how_long() ->
         server.shutdown()
         server.server_close()
         collector.stop()
-    assert not collector._thread.is_alive()
+    assert collector._thread is not None and not collector._thread.is_alive()
