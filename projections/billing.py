@@ -77,6 +77,14 @@ class BillingProjection(CreditModel, Projection):
     }
     indexes = (  # a subscription's next retry is the earliest of its open invoices'
         "CREATE INDEX IF NOT EXISTS invoices_by_subscription ON invoices (subscription_id, status)",
+        "CREATE INDEX IF NOT EXISTS subscriptions_by_next_check ON subscriptions (next_check_at)",
+    )
+    # the schedule's reminder candidates: live, not reminded for this period (made after
+    # ADDED_COLUMNS, since an older read DB gets `reminded_for` there)
+    SCHEDULE_INDEXES = (
+        "CREATE INDEX IF NOT EXISTS subscriptions_unreminded"
+        " ON subscriptions (status, plan_id, current_period_end) WHERE next_check_at IS NOT NULL"
+        " AND (reminded_for IS NULL OR reminded_for <> current_period_end)",
     )
 
     # ---- catalog and customers ---------------------------------------------------------
@@ -360,6 +368,8 @@ class BillingProjection(CreditModel, Projection):
                 for column, kind in columns.items():
                     if column not in have:
                         db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            for ddl in self.SCHEDULE_INDEXES:
+                db.execute(ddl)
 
     def on_Subscription_ChargeRequested(self, db: ReadDB, r: EventRecord) -> None:
         """A charge is pending at the gateway: no retry is due until its outcome."""
@@ -430,20 +440,27 @@ class BillingSchedule:
             f" AND p.interval_count >= 12) OR {days} >= 365)"
         )  # a plan of a year or longer: schedule.is_annual
         unreminded = "(s.reminded_for IS NULL OR s.reminded_for <> s.current_period_end)"
+        live = f"s.next_check_at IS NOT NULL AND {unreminded}"  # SCHEDULE_INDEXES' condition
+        # three index ranges, not a scan of every subscription each time the clock moves:
+        # work due by the next check; per plan, a renewal reminder within its lead; a
+        # trial's end notice within its lead (the reminders only while not yet sent)
         rows = self.db.query(
-            "SELECT s.subscription_id FROM subscriptions s JOIN plans p ON p.plan_id = s.plan_id"
-            " WHERE s.next_check_at IS NOT NULL AND (s.next_check_at <= ?"
-            f" OR (s.status IN ({marks(PAYING)}) AND {unreminded} AND ("
-            f"  ({annual} AND {days} >= ? AND s.current_period_end <= ?)"
-            f"  OR (NOT {annual} AND {days} >= ? AND s.current_period_end <= ?)))"
-            f" OR (s.status = ? AND {unreminded} AND s.current_period_end <= ?))"
-            " ORDER BY s.next_check_at",
+            "SELECT s.subscription_id, s.next_check_at FROM subscriptions s"
+            " WHERE s.next_check_at <= ?"
+            " UNION SELECT s.subscription_id, s.next_check_at"
+            " FROM plans p CROSS JOIN subscriptions s"  # each plan's range of its own
+            f" WHERE s.plan_id = p.plan_id AND {live} AND s.status IN ({marks(PAYING)})"
+            f" AND {days} >= (CASE WHEN {annual} THEN ? ELSE ? END)"
+            f" AND s.current_period_end <= (CASE WHEN {annual} THEN ? ELSE ? END)"
+            " UNION SELECT s.subscription_id, s.next_check_at FROM subscriptions s"
+            f" WHERE {live} AND s.status = ? AND s.current_period_end <= ?"
+            " ORDER BY 2",
             (
                 ts(up_to),
                 *PAYING,
                 2 * leads.annual_days,
-                horizon(leads.annual_days),
                 2 * leads.days,
+                horizon(leads.annual_days),
                 horizon(leads.days),
                 TRIALING,
                 horizon(leads.trial_days),
