@@ -29,11 +29,11 @@ from typing import Any
 from domain import commands as c
 from domain.errors import LedgerError
 from domain.identity import in_letters
-from domain.notifications.delivery import FAILED, PENDING
 from domain.notifications.messages import EMAIL, Email
 from domain.pci import mask_card_numbers
 from projections.base import ts
 from projections.db import ReadDB
+from projections.notifications import REAL, UNSETTLED
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())  # the CLI prints the counts; `serve` logs these
@@ -86,13 +86,13 @@ class Dispatcher:
         """Messages to try now, oldest first (email only when a mail server is configured)."""
         now = ts(self.now())
         where = [
-            f"status IN ('{PENDING}', '{FAILED}')",
+            UNSETTLED,
             "(lease_until IS NULL OR lease_until <= ?)",
             "(next_attempt_at IS NULL OR next_attempt_at <= ?)",
             "event_id <> ''",
         ]
         if not include_simulated:
-            where.append("simulated = 0")
+            where.append(REAL)  # with UNSETTLED: the index of what is due
         if self.mailer is None:
             where.append(f"channel <> '{EMAIL}'")
         return self.db.query(

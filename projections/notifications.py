@@ -31,6 +31,10 @@ from schemas.records import EventRecord
 RANK = {template: n for n, template in enumerate(KINDS)}  # at one instant: welcome first
 SIMULATOR = "simulator"  # the source of `simulate`'s commands: their messages wait to be asked
 KEPT = 50_000  # subscriptions' rows, and invoices' bodies, kept in memory (each), at most
+# what the dispatcher may still try, but for simulated messages: the terms of its query
+# that its index is made for (a partial index serves a query with these very terms)
+UNSETTLED = f"status IN ('{PENDING}', '{FAILED}')"
+REAL = "simulated = 0"
 
 
 class NotificationsProjection(Projection):
@@ -60,6 +64,10 @@ class NotificationsProjection(Projection):
             number TEXT PRIMARY KEY, customer_id TEXT NOT NULL, currency TEXT NOT NULL,
             body TEXT NOT NULL)""",
     }
+    indexes = (  # the dispatcher's poll reads what is due, not every message ever made
+        "CREATE INDEX IF NOT EXISTS notifications_due ON notifications"
+        f" (created_at, rank, message_id) WHERE {UNSETTLED} AND {REAL}",
+    )
 
     def apply(self, db: ReadDB, record: EventRecord) -> None:
         """Bookkeeping first (`on_<Aggregate>_<Event>`), then the event's message, if any."""

@@ -101,6 +101,27 @@ def test_a_message_goes_out_once_per_channel(book: Book) -> None:
     assert sum(again.values()) == 0 and len(mailbox.sent) == 1
 
 
+def test_the_poll_reads_what_is_due_through_its_index_not_every_message(book: Book) -> None:
+    """`serve`'s notifier polls every few seconds: a scan of the whole history each time
+    would grow with the book. Its query is served by the partial index of what is due."""
+    book.customer("cus", T(2025, 1, 1))
+    polls: list[str] = []
+    book.db.conn.set_trace_callback(
+        lambda sql: polls.append(sql) if sql.startswith("SELECT * FROM notifications") else None
+    )
+    dispatcher = _make(book, Mailbox(), Clock())
+    assert len(dispatcher.due()) == 3  # welcome: email, in-app, webhook
+    dispatcher.deliver()
+    assert dispatcher.due() == []
+    book.db.conn.set_trace_callback(None)
+    assert polls
+    for sql in polls:
+        plan = " ".join(row[3] for row in book.db.conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        assert "USING INDEX notifications_due" in plan, plan
+    simulated = dispatcher.due(include_simulated=True)  # on request: scans, and finds none
+    assert simulated == []
+
+
 def test_one_claimer_wins_and_a_dead_claim_runs_out(book: Book) -> None:
     book.customer("cus", T(2025, 1, 1))
     (row,) = rows(book, channel="email")
