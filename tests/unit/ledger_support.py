@@ -186,3 +186,21 @@ __all__ = [
     "lines_of",
     "to_record",
 ]
+
+
+def query_plans(db: ReadDB, table: str, action: Any) -> list[str]:
+    """SQLite's plan of each SELECT ... FROM `table` that `action()` makes on `db`, one line
+    per statement."""
+    seen: list[str] = []
+    db.conn.set_trace_callback(
+        lambda sql: (
+            seen.append(sql) if sql.startswith("SELECT") and f"FROM {table}" in sql else None
+        )
+    )
+    try:
+        action()
+    finally:
+        db.conn.set_trace_callback(None)
+    return [
+        " ".join(row[3] for row in db.conn.execute(f"EXPLAIN QUERY PLAN {sql}")) for sql in seen
+    ]

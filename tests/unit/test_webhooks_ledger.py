@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from ledger_support import Book, T
+from ledger_support import Book, T, query_plans
 
 from domain import commands as c
 from domain.errors import AlreadyExists, InvalidInput, InvalidTransition
@@ -170,6 +170,20 @@ def test_an_open_delivery_of_a_removed_endpoint_shows_canceled_and_is_never_due(
     assert model.due(book.db, T(2025, 1, 5)) == []
     assert [r["status"] for r in model.deliveries(book.db)] == ["canceled"]
     assert [r["delivery_id"] for r in model.deliveries(book.db, status="canceled")] == [delivery_id]
+
+
+def test_the_senders_poll_reads_the_open_deliveries_through_their_index(book: Book) -> None:
+    """`serve`'s webhook sender polls every few seconds: not a scan of every delivery ever
+    made, which grows with the book, but the partial index of the open ones."""
+    add(book, "we_1", T(2025, 1, 2))
+    book.customer("cus_1", T(2025, 1, 3))
+    delivery_id = schedule(book, registered(book), "we_1", T(2025, 1, 3))["delivery_id"]
+    found: list[list[str]] = []
+    (plan,) = query_plans(
+        book.db, "webhook_deliveries", lambda: found.append(model.due(book.db, T(2025, 1, 3)))
+    )
+    assert found == [[delivery_id]]
+    assert "USING INDEX webhook_deliveries_open" in plan, plan
 
 
 def test_a_failed_delivery_is_due_only_once_its_next_attempt_comes(book: Book) -> None:
