@@ -24,7 +24,7 @@ CANCELED = "canceled"  # a delivery still open when its endpoint was removed (qu
 OPEN = (PENDING, FAILED)
 # the open deliveries, in the words of the sender's poll and of its partial index (written
 # out, not bound: a partial index serves a query whose terms are its very own)
-OPEN_TERM = f"status IN ({', '.join(repr(s) for s in OPEN)})"
+OPEN_TERM = "status IN (" + ", ".join(f"'{s}'" for s in OPEN) + ")"
 
 ENDPOINT_COLUMNS = (
     "endpoint_id",
