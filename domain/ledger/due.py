@@ -109,7 +109,12 @@ def run_due(
     heap: list[tuple[Due, UUID]] = []
 
     def push(sub: Subscription) -> None:
-        due = sched.next_due(sub, settings.reminders)
+        known = uow.next_due.get(sub.id)
+        if known is not None and known[0] == sub.version:
+            due = known[1]  # unchanged since: the same answer (a function of its state)
+        else:
+            due = sched.next_due(sub, settings.reminders)
+            uow.next_due[sub.id] = (sub.version, due)
         if due is not None and due.at <= to:
             heapq.heappush(heap, (due, sub.id))
 

@@ -32,6 +32,9 @@ class UnitOfWork:
         self.sequence_meta: dict[str, Any] = {}  # the first invoice's command, for the sequence
         self.clock_meta: dict[str, Any] = {}  # the command that moved the clock last
         self.due: dict[str, int] = {}  # what the current command's clock move ran
+        # each subscription's next due work at the version it was worked out at: a batch
+        # asks again at every command's clock move, mostly of subscriptions unchanged since
+        self.next_due: dict[UUID, tuple[int, Any]] = {}
         # what a clock advance's due work did and committed, by command id: a batch redone
         # after a refusal shares it, so the advance still reports what it did
         self.committed_due: dict[str, dict[str, int]] = {}
