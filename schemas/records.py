@@ -38,13 +38,25 @@ def event_id(aggregate_id: UUID | str, version: int) -> str:
     return str(uuid5(NAMESPACE_OID, f"{aggregate_id}:{version}"))
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _data_fields(cls: type) -> tuple[str, ...]:
+    """An event class's own fields, worked out once (asked of every event fed to the read
+    models)."""
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(
+            f.name for f in dataclasses.fields(cls) if f.name not in STANDARD
+        )
+    return names
+
+
 def to_record(event: Any, position: int | None = None) -> EventRecord:
     """A domain event object (from the event store) as an EventRecord."""
     qualname = type(event).__qualname__
     aggregate_type, _, type_name = qualname.rpartition(".")
-    data = {
-        f.name: getattr(event, f.name) for f in dataclasses.fields(event) if f.name not in STANDARD
-    }
+    data = {name: getattr(event, name) for name in _data_fields(type(event))}
     return EventRecord(
         event_id=event_id(event.originator_id, event.originator_version),
         aggregate_type=aggregate_type,
