@@ -287,6 +287,7 @@ class NotificationsProjection(Projection):
         if not customer:
             return
         simulated = 1 if r.meta.get("source") == SIMULATOR else 0  # or the customer was
+        body = dumps(context)  # the same for every channel
         for channel in channels_of(template):
             mid = message_id(r.event_id, channel, template)
             db.execute(
@@ -310,7 +311,7 @@ class NotificationsProjection(Projection):
                     r.event_id,
                     r.name,
                     context.get("subscription_id"),
-                    dumps(context),
+                    body,
                     ts(r.at),
                     RANK[template],
                     simulated,
