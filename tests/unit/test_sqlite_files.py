@@ -15,7 +15,7 @@ import pytest
 from adapters.gateway import SandboxGateway
 from adapters.keystores import SQLiteKeyStore
 from adapters.secrets import SecretStore
-from projections.db import ReadDB
+from projections.db import WAL_CHECKPOINT_PAGES, ReadDB
 
 OPENERS: dict[str, tuple[Callable[[str], Any], Callable[[Any], None]]] = {
     "read DB": (lambda path: ReadDB(f"sqlite:///{path}"), lambda db: db.close()),
@@ -101,3 +101,13 @@ def test_a_read_model_batch_keeps_its_savepoint_undo_in_memory(tmp_path: Path) -
         open_now = temporary_files()
     db.close()
     assert open_now == []
+
+
+def test_the_read_db_copies_its_wal_back_every_10000_pages(tmp_path: Path) -> None:
+    """Each batch dirties the same hot pages again; a checkpoint copies a page once however
+    often it was written since the last: every 1,000 pages (SQLite's default) cost 7 % of a
+    simulation."""
+    db = ReadDB(f"sqlite:///{tmp_path / 'read.sqlite'}")
+    assert db.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == WAL_CHECKPOINT_PAGES
+    assert WAL_CHECKPOINT_PAGES == 10_000
+    db.close()
