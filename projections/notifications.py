@@ -26,6 +26,7 @@ from domain.notifications.messages import (
 )
 from projections.base import KeptRows, Projection, dumps, ts
 from projections.db import ReadDB
+from projections.statuses import listed
 from schemas.records import EventRecord
 
 RANK = {template: n for n, template in enumerate(KINDS)}  # at one instant: welcome first
@@ -33,7 +34,7 @@ SIMULATOR = "simulator"  # the source of `simulate`'s commands: their messages w
 KEPT = 50_000  # subscriptions' rows, and invoices' bodies, kept in memory (each), at most
 # what the dispatcher may still try, but for simulated messages: the terms of its query
 # that its index is made for (a partial index serves a query with these very terms)
-UNSETTLED = f"status IN ('{PENDING}', '{FAILED}')"
+UNSETTLED = f"status IN ({listed((PENDING, FAILED))})"
 REAL = "simulated = 0"
 
 

@@ -16,7 +16,7 @@ from domain.webhooks.delivery import FAILED, PENDING, SENT
 from projections.base import Projection, ts
 from projections.db import ReadDB
 from projections.reports import where
-from projections.statuses import marks
+from projections.statuses import listed, marks
 from schemas.records import EventRecord
 
 ACTIVE, REMOVED = "active", "removed"  # webhook_endpoints.status
@@ -24,7 +24,7 @@ CANCELED = "canceled"  # a delivery still open when its endpoint was removed (qu
 OPEN = (PENDING, FAILED)
 # the open deliveries, in the words of the sender's poll and of its partial index (written
 # out, not bound: a partial index serves a query whose terms are its very own)
-OPEN_TERM = "status IN (" + ", ".join(f"'{s}'" for s in OPEN) + ")"
+OPEN_TERM = f"status IN ({listed(OPEN)})"
 
 ENDPOINT_COLUMNS = (
     "endpoint_id",
