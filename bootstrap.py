@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlencode, urlparse
 from adapters import postgres, sqlite_files
 from adapters.clock import now as wall_clock
 from adapters.keystores import PostgresKeyStore, SQLiteKeyStore, default_key_store_url
-from consumers.embedded import LogFeeder
+from consumers.embedded import FeederProcess, LogFeeder
 from consumers.payments import InProcessPayments
 from consumers.schedule import FedSchedule, LocalSchedule
 from domain.dunning import DunningSchedule
@@ -348,6 +348,27 @@ class Runtime:
         if self.kafka_mode:
             return 0
         return self.feeder.catch_up(progress)
+
+    @contextmanager
+    def feeding_apart(self) -> Iterator[bool]:
+        """While the block records, a process of its own feeds the read models (the machine's
+        other core), and the ledger's due work comes from a private billing model in memory,
+        fed here; True if so. The block then need not catch up; after it, one catch-up brings
+        the read models to the end. Kafka mode: False, and nothing changes.
+        """
+        if self.kafka_mode:
+            yield False
+            return
+        private = LocalSchedule(self.config, self.ledger, in_memory=True)
+        shared, self.ledger.schedule = self.ledger.schedule, private.schedule
+        feeder = FeederProcess(Runtime, self.config)  # the class: opened there, by name
+        try:
+            feeder.start()
+            yield True
+        finally:
+            feeder.stop()
+            self.ledger.schedule = shared
+            private.close()
 
     def close(self) -> None:
         if self.local is not None:

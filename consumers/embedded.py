@@ -14,6 +14,9 @@ the caller — a command that is already recorded — never sees the exception.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import signal
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -247,3 +250,56 @@ class LogFeeder:
         for projection in many:
             feeder.require(projection.name)
         return applied
+
+
+class FeederProcess:
+    """Feeds the read models from a process of its own, on the other core, while this one
+    records (`Runtime.feeding_apart`): a batch whenever the log has grown, until `stop`.
+
+    It is one more process taking turns on the read DB (see the module's doc), so `stop`
+    only ends its loop: whatever it had not fed yet is fed by the next `catch_up` of any
+    process, and a batch it was killed in the middle of rolls back whole.
+    """
+
+    def __init__(
+        self, open_runtime: Callable[[Any], Any], config: Any, idle_s: float = 0.05
+    ) -> None:
+        spawn = multiprocessing.get_context("spawn")  # never a fork of open connections
+        self._stop = spawn.Event()
+        self._process = spawn.Process(
+            target=_feed_until,
+            args=(open_runtime, config, self._stop, os.getpid(), idle_s),
+            name="subledger-feeder",
+            daemon=True,  # ended with us, whatever happens to us
+        )
+
+    def start(self) -> None:
+        self._process.start()
+
+    def stop(self) -> None:
+        """End the loop after its batch; returns once the process has ended."""
+        self._stop.set()
+        if self._process.pid is not None:  # started
+            self._process.join()
+
+
+def _feed_until(
+    open_runtime: Callable[[Any], Any], config: Any, stop: Any, parent: int, idle_s: float
+) -> None:
+    """FeederProcess's loop: catch up, rest while nothing is new, until told or orphaned.
+
+    Says nothing of a failure (busy or gone, or a bug): the recording process's own catch-up
+    after `stop` meets it again, and says it there.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the recording process's to act on
+    try:
+        with open_runtime(config) as runtime:
+            while not stop.is_set() and os.getppid() == parent:
+                try:
+                    fed = runtime.catch_up()
+                except Exception:
+                    fed = 0  # tried again after a rest
+                if not fed:
+                    stop.wait(idle_s)
+    except Exception:
+        return

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fcntl
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlparse
 from uuid import UUID
 
@@ -56,19 +56,23 @@ class LocalSchedule:
 
     In Kafka mode the shared read models are the Kafka projectors' and may lag; the ledger's
     schedule must not. One process owns the SQLite file (flock); another keeps its copy in
-    memory, rebuilt from the event store when first asked.
+    memory, rebuilt from the event store when first asked. `in_memory`: in memory anyway
+    (embedded, while another process feeds the shared read models: `Runtime.feeding_apart`).
     """
 
-    def __init__(self, config: Any, ledger: Any) -> None:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-        dbname = urlparse(config.event_store or "").path.lstrip("/") or "events"
-        path = config.data_dir / f"schedule-{dbname}.sqlite"
-        self._lock = open(f"{path}.lock", "w")  # noqa: SIM115 - held for the process's life
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            url = f"sqlite:///{path}"
-        except BlockingIOError:
-            url = "sqlite:///:memory:"
+    def __init__(self, config: Any, ledger: Any, *, in_memory: bool = False) -> None:
+        self._lock: IO[str] | None = None
+        url = "sqlite:///:memory:"
+        if not in_memory:
+            config.data_dir.mkdir(parents=True, exist_ok=True)
+            dbname = urlparse(config.event_store or "").path.lstrip("/") or "events"
+            path = config.data_dir / f"schedule-{dbname}.sqlite"
+            self._lock = open(f"{path}.lock", "w")  # noqa: SIM115 - held for the process's life
+            try:
+                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                url = f"sqlite:///{path}"
+            except BlockingIOError:
+                pass  # another process owns the file: this copy is in memory
         self.db = ReadDB(url)
         projection = BillingProjection()
         projection.create(self.db)
@@ -78,4 +82,5 @@ class LocalSchedule:
 
     def close(self) -> None:
         self.db.close()
-        self._lock.close()
+        if self._lock is not None:
+            self._lock.close()

@@ -28,15 +28,19 @@ def run_simulation(
     sim = Simulation(customers=customers, months=months, seed=seed)
     ledger = app.runtime.ledger
     counts = {"commands": 0, "rejected": 0}
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("days"),
-        TimeElapsedColumn(),
-        disable=quiet,
-        transient=False,
-    ) as progress:
+    # the read models fed by a process of their own meanwhile, brought to the end after
+    with (
+        app.runtime.feeding_apart() as apart,
+        Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("days"),
+            TimeElapsedColumn(),
+            disable=quiet,
+            transient=False,
+        ) as progress,
+    ):
         task = progress.add_task("simulating", total=sim.days)
         for result in ledger.execute_batch(sim.setup()):
             counts["commands"] += 1
@@ -56,13 +60,14 @@ def run_simulation(
             for result in ledger.execute_batch(batch):
                 counts["commands"] += 1
                 counts["rejected"] += 0 if result.ok else 1
-            app.settle()
+            if not apart:
+                app.settle()
             progress.update(task, advance=1)
         end = c.AdvanceClock(
             command_id=f"sim-{seed}-clock-end", at=sim.end, actor="simulator", source="simulator"
         )
         ledger.execute_batch([end])
-        app.settle()
+    app.settle()
     counts["events"] = ledger.recorder.max_notification_id() or 0
     counts["start"], counts["end"] = sim.start, sim.end
     return counts
