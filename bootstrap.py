@@ -362,11 +362,13 @@ class Runtime:
         private = LocalSchedule(self.config, self.ledger, in_memory=True)
         shared, self.ledger.schedule = self.ledger.schedule, private.schedule
         feeder = FeederProcess(Runtime, self.config)  # the class: opened there, by name
+        recorded = False
         try:
             feeder.start()
             yield True
+            recorded = True
         finally:
-            feeder.stop()
+            feeder.stop(now=not recorded)  # an error or Ctrl-C: no wait for it to catch up
             self.ledger.schedule = shared
             private.close()
 

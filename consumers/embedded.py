@@ -276,11 +276,15 @@ class FeederProcess:
     def start(self) -> None:
         self._process.start()
 
-    def stop(self) -> None:
-        """End the loop after its batch; returns once the process has ended."""
+    def stop(self, now: bool = False) -> None:
+        """End the loop once it has caught up (`now`: at once, what it was feeding rolled
+        back whole); returns once the process has ended."""
         self._stop.set()
-        if self._process.pid is not None:  # started
-            self._process.join()
+        if self._process.pid is None:  # never started
+            return
+        if now:
+            self._process.terminate()
+        self._process.join()
 
 
 def _feed_until(

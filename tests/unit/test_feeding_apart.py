@@ -7,6 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -85,6 +86,42 @@ def test_a_process_of_its_own_feeds_the_read_models_while_the_block_records(
     assert multiprocessing.active_children() == []  # ended with the block
     invoices = reports.invoices(book.rt.db)  # read without any catch-up of this process
     assert [(i["total"], i["status"]) for i in invoices] == [(1000, "paid")] * 3
+    book.close()
+
+
+def test_an_error_in_the_block_ends_the_feeding_process_at_once(tmp_path: Path) -> None:
+    """Not after it caught up: here it waits on the read DB's write lock, held by another
+    connection (up to 30 s), and is ended at once; its batch rolls back whole."""
+    book = Book.embedded(tmp_path)
+    shared = book.ledger.schedule
+    blocker = sqlite3.connect(tmp_path / "read.sqlite", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    began = time.monotonic()
+    try:
+        with book.rt.feeding_apart():
+            book.ledger.execute(
+                c.DefinePlan(
+                    at=T(2025, 1, 1),
+                    command_id=book.next_id(),
+                    plan_id="basic",
+                    name="Basic",
+                    currency="USD",
+                    pricing={"model": "flat", "amount": 1000, "tiers": []},
+                    interval="month",
+                    interval_count=1,
+                    trial_days=0,
+                )
+            )
+            time.sleep(3)  # the feeding process is up, and waiting for the lock
+            raise KeyError("the block failed")
+    except KeyError:
+        pass
+    assert time.monotonic() - began < 15
+    assert multiprocessing.active_children() == [] and book.ledger.schedule is shared
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert set(book.rt.feeder.positions().values()) == {0}  # nothing of its batch kept
+    assert book.rt.catch_up() == book.head()
     book.close()
 
 
