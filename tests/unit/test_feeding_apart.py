@@ -44,6 +44,12 @@ def simulated_book(data_dir: Path) -> dict[str, list[tuple]]:
         app.close()
 
 
+def record(book: Book, cls: type[c.Command], at, **fields) -> dict:
+    """The command recorded, and no catch-up of the read models in this process."""
+    command = cls(at=at, command_id=book.next_id(), actor="tester", source="pytest", **fields)
+    return book.ledger.execute(command)
+
+
 def test_a_simulation_fed_apart_makes_the_same_book_as_one_fed_in_process(
     tmp_path: Path, monkeypatch
 ) -> None:
@@ -67,16 +73,12 @@ def test_a_process_of_its_own_feeds_the_read_models_while_the_block_records(
     book.customer("ada", T(2025, 1, 1))
     shared = book.ledger.schedule
 
-    def run(cls: type[c.Command], at, **fields) -> dict:  # no catch-up in this process
-        return book.ledger.execute(
-            cls(at=at, command_id=book.next_id(), actor="tester", source="pytest", **fields)
-        )
-
     with book.rt.feeding_apart() as apart:
         assert apart and book.ledger.schedule is not shared
-        run(c.Subscribe, T(2025, 1, 2), subscription_id="s1", customer_id="ada", plan_id="basic")
+        sub = {"subscription_id": "s1", "customer_id": "ada", "plan_id": "basic"}
+        record(book, c.Subscribe, T(2025, 1, 2), **sub)
         # due work found by the private billing model: two renewals, each charged and paid
-        assert run(c.AdvanceClock, T(2025, 3, 5))["renewals"] == 2
+        assert record(book, c.AdvanceClock, T(2025, 3, 5))["renewals"] == 2
         head = book.head()
         deadline = time.monotonic() + 30
         while set(book.rt.feeder.positions().values()) != {head}:
@@ -99,19 +101,7 @@ def test_an_error_in_the_block_ends_the_feeding_process_at_once(tmp_path: Path) 
     began = time.monotonic()
     try:
         with book.rt.feeding_apart():
-            book.ledger.execute(
-                c.DefinePlan(
-                    at=T(2025, 1, 1),
-                    command_id=book.next_id(),
-                    plan_id="basic",
-                    name="Basic",
-                    currency="USD",
-                    pricing={"model": "flat", "amount": 1000, "tiers": []},
-                    interval="month",
-                    interval_count=1,
-                    trial_days=0,
-                )
-            )
+            record(book, c.AdvanceClock, T(2025, 1, 1))  # an event for it to feed
             time.sleep(3)  # the feeding process is up, and waiting for the lock
             raise KeyError("the block failed")
     except KeyError:
