@@ -24,6 +24,7 @@ from domain.chain import GENESIS, SEAL_POSITION, Link, Row
 
 TABLE = "subledger_chain"
 PAGE = 1000
+HASHES_PER_QUERY = 500  # (aggregate, version) pairs a query asks for: 1,000 parameters
 COLUMNS = "notification_id, originator_id, originator_version, event_hash, log_hash"
 
 
@@ -83,21 +84,44 @@ class ChainMixin:
             ),
             key=lambda r: r.position,
         )
-        self._insert_links(c, chain.link(rows, previous_log, lambda r: self._before(c, r)))
+        self._insert_links(c, self._linked(c, rows, previous_log))
 
-    def _before(self, c: Any, row: Row) -> bytes:
-        if row.version <= 1:
-            return GENESIS
-        found = self._stored_hash(c, row.originator_id, row.version - 1)
-        return found or GENESIS
-
-    def _stored_hash(self, c: Any, originator_id: str, version: int) -> bytes | None:
-        found = self._fetch(
-            c,
-            f"SELECT event_hash FROM {TABLE} WHERE originator_id = ? AND originator_version = ?",
-            (originator_id, version),
+    def _linked(self, c: Any, rows: Sequence[Row], previous_log: bytes) -> list[Link]:
+        """The chain rows for `rows` (in notification order). Each aggregate's event hash
+        before its first row here is read in one query for them all, not one per aggregate
+        (this runs under the events table's lock); none stored (an event from before the
+        seal, or a first event): GENESIS."""
+        firsts: dict[str, int] = {}
+        for row in rows:
+            firsts.setdefault(row.originator_id, row.version)
+        stored = self._stored_hashes(c, [(o, v - 1) for o, v in firsts.items() if v > 1])
+        return chain.link(
+            rows, previous_log, lambda r: stored.get((r.originator_id, r.version - 1), GENESIS)
         )
-        return bytes.fromhex(found[0][0]) if found else None
+
+    def _stored_hashes(
+        self, c: Any, wanted: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], bytes]:
+        """The stored event hashes of the (aggregate, version) pairs `wanted` that have one."""
+        found: dict[tuple[str, int], bytes] = {}
+        for i in range(0, len(wanted), HASHES_PER_QUERY):
+            chunk = wanted[i : i + HASHES_PER_QUERY]
+            params = [value for pair in chunk for value in pair]
+            for originator_id, version, event_hash in self._fetch(
+                c, self._stored_hashes_sql(len(chunk)), params
+            ):
+                found[(str(originator_id), int(version))] = bytes.fromhex(event_hash)
+        return found
+
+    def _stored_hashes_sql(self, count: int) -> str:
+        """`count` (aggregate, version) pairs' hashes, through the chain's index: a join, not
+        `(a, b) IN (VALUES ...)`, for which SQLite scans the whole table."""
+        pairs = ", ".join(["(?, ?)"] * count)
+        return (
+            f"SELECT c.originator_id, c.originator_version, c.event_hash"
+            f" FROM (VALUES {pairs}) AS w JOIN {TABLE} c"
+            " ON c.originator_id = w.column1 AND c.originator_version = w.column2"
+        )
 
     def _insert_links(self, c: Any, links: Sequence[Link]) -> None:
         c.executemany(
@@ -183,7 +207,7 @@ class ChainMixin:
             page = [
                 self._event_row(r) for r in self._fetch(c, self._events_page_sql(), (after, PAGE))
             ]
-            links = chain.link(page, previous_log, lambda r: self._before(c, r))
+            links = self._linked(c, page, previous_log)
             self._insert_links(c, links)
             count += len(links)
             if links:

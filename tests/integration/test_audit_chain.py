@@ -342,3 +342,17 @@ def test_erasing_a_customer_leaves_the_chain_intact(book: Any) -> None:
     verdict = verify_store(rt.ledger.recorder)
     assert verdict.finding is None and verdict.rows == rt.ledger.recorder.max_notification_id()
     assert len(store.run("SELECT * FROM subledger_chain")) > before
+
+
+def test_a_write_reads_the_hashes_it_links_to_through_the_chains_index(tmp_path: Path) -> None:
+    """Each write reads the hash before each aggregate it touches, all in one statement; on
+    SQLite that statement searches the chain's index and never scans the table (a scan in
+    every write would grow with the book)."""
+    config = Config(data_dir=tmp_path / "data")
+    with Runtime(config) as rt:
+        Driver(rt).run(c.DefinePlan, JAN, plan_id="basic", name="Basic", currency="USD",
+                       pricing=flat(1000))  # fmt: skip
+        sql = rt.ledger.recorder._stored_hashes_sql(3)
+    plan = [row[-1] for row in Store(config).run(f"EXPLAIN QUERY PLAN {sql}", ("a", 1) * 3)]
+    assert any(step.startswith("SEARCH c USING INDEX subledger_chain_aggregate") for step in plan)
+    assert not any(step.startswith(("SCAN c", "SCAN subledger_chain")) for step in plan), plan
