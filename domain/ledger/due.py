@@ -18,7 +18,7 @@ from domain import commands as c
 from domain.books.clock import LedgerClock
 from domain.books.command_receipt import CommandReceipt
 from domain.errors import UnknownSubscription
-from domain.identity import CLOCK_ID, customer_uuid
+from domain.identity import CLOCK_ID
 from domain.ledger.billing import bill, collect
 from domain.ledger.unit_of_work import UnitOfWork
 from domain.subscription import Due, DueKind, Subscription
@@ -37,6 +37,9 @@ COUNTS = (  # what a clock advance reports it did
     "retries",
     "charges",  # charges asked of the gateway (their failures count in payments_failed)
 )
+
+
+READ_AHEAD = 500  # due items looked at when due work reads subscriptions it let go
 
 
 def no_work() -> dict[str, int]:
@@ -119,9 +122,7 @@ def run_due(
             heapq.heappush(heap, (due, sub.id))
 
     due_ids = ledger.schedule.due_subscriptions(to)
-    ledger.preload(uow, due_ids)  # one read for all of them, then one for their customers
-    subs = [s for s in map(uow.preloaded.get, due_ids) if isinstance(s, Subscription)]
-    ledger.preload(uow, [customer_uuid(s.customer_id) for s in subs])
+    ledger.preload_subscriptions(uow, due_ids)
     for sub_id in due_ids:
         sub = uow.find(Subscription, sub_id)
         if sub is not None:
@@ -136,10 +137,15 @@ def run_due(
             # every charge asked at this instant, settled at once before time moves on
             touched = {*settle(ledger, uow, instant, meta, counts), *waiting}
             waiting.clear()
+            ledger.preload_subscriptions(uow, touched)  # the worker wrote since: read again
             for sub_id in touched:
                 push(uow.get(Subscription, sub_id, partial(UnknownSubscription, str(sub_id))))
             continue
         due, sub_id = heapq.heappop(heap)
+        if ledger.reads_ahead and sub_id not in uow.aggregates and sub_id not in uow.preloaded:
+            # let go after a chunk or a settle: read it with the others due at that instant
+            ahead = heapq.nsmallest(READ_AHEAD, heap)
+            ledger.preload_subscriptions(uow, [sub_id, *(i for d, i in ahead if d.at == due.at)])
         sub = uow.get(Subscription, sub_id, partial(UnknownSubscription, str(sub_id)))
         if sched.next_due(sub, settings.reminders) != due:
             continue  # stale entry: that work was done or moved

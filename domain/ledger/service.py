@@ -327,6 +327,19 @@ class Ledger(Application[UUID]):
             cache.put(aggregate_id, agg)
             uow.preloaded[aggregate_id] = agg
 
+    def preload_subscriptions(self, uow: UnitOfWork, ids: Iterable[UUID]) -> None:
+        """`preload` these subscriptions, then their customers: a query each, not one each."""
+        wanted = list(ids)
+        self.preload(uow, wanted)
+        subs = [s for s in map(uow.preloaded.get, wanted) if isinstance(s, Subscription)]
+        self.preload(uow, [customer_uuid(s.customer_id) for s in subs])
+
+    @property
+    def reads_ahead(self) -> bool:
+        """Whether `preload` reads many aggregates in one query; where not, it does nothing
+        (and a caller need not gather what to read ahead)."""
+        return hasattr(self.recorder, "select_histories") and self.repository.cache is not None
+
     # ---- lookups for the handlers -----------------------------------------------------
 
     def add_new(self, uow: UnitOfWork, agg: A, message: str) -> A:

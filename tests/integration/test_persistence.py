@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 
 from bootstrap import Config, Runtime
 from domain import commands as c
-from domain.identity import CLOCK_ID, INVOICE_SEQUENCE_ID, customer_uuid
+from domain.identity import CLOCK_ID, INVOICE_SEQUENCE_ID, customer_uuid, subscription_uuid
 from domain.ledger.unit_of_work import UnitOfWork
 from projections import finance, reports
 
@@ -490,3 +491,69 @@ def test_relay_positions_opened_at_once_on_a_new_store_all_open(
     finally:
         for position in opened:
             position.conn.close()
+
+
+def test_due_work_reads_its_subscriptions_ahead_and_gives_the_sqlite_book(
+    tmp_path: Path, pg_database_pair: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a clock advance over subscriptions renewing at several instants, in small
+    chunks, with each instant's charges settled in process before the next (one card
+    declines), reads its subscriptions, their customers and the payments worker's requests
+    ahead, a query for many (Ledger.preload_subscriptions), not one each; the invoices,
+    payments and subscriptions are those of the same book on SQLite."""
+    subscribers, chunk = 12, 4
+    configs = {
+        "sqlite": Config(data_dir=tmp_path / "lite"),
+        "postgres": Config(
+            data_dir=tmp_path / "pg",
+            event_store=pg_database_pair.event_store_url,
+            read_db=pg_database_pair.read_db_url,
+        ),
+    }
+    books, reads = {}, []
+    for name, config in configs.items():
+        with Runtime(config) as rt:
+            rt.ledger.settings = replace(rt.ledger.settings, chunk_size=chunk)
+            d = Driver(rt)
+            d.run(c.DefinePlan, JAN, plan_id="basic", name="Basic", currency="USD",
+                  pricing=flat(1000))  # fmt: skip
+            for n in range(subscribers):
+                token = "tok_chargeDeclined" if n == 5 else "tok_visa"
+                d.run(c.RegisterCustomer, JAN, customer_id=f"cus-{n}", name="C",
+                      email=f"c{n}@example.com", payment_token=token)  # fmt: skip
+                d.run(c.Subscribe, T(2024, 1, 1, n % 3), customer_id=f"cus-{n}",
+                      plan_id="basic", subscription_id=f"s-{n}")  # fmt: skip
+            if name == "postgres":
+
+                def counted(
+                    self: Any,
+                    originator_id: Any,
+                    real: Any = type(rt.ledger.recorder).select_events,
+                    **kwargs: Any,
+                ) -> Any:
+                    reads.append(originator_id)
+                    return real(self, originator_id, **kwargs)
+
+                monkeypatch.setattr(type(rt.ledger.recorder), "select_events", counted)
+            done = d.run(c.AdvanceClock, T(2024, 3, 1, 12))
+            # two renewals each, but the declined card's: four retries, then it churns
+            assert (done["renewals"], done["retries"], done["churned"]) == (22, 4, 1)
+            rt.catch_up()
+            books[name] = {
+                "invoices": reports.invoices(rt.db),
+                "subscriptions": [
+                    reports.subscription(rt.db, f"s-{n}") for n in range(subscribers)
+                ],
+                "payments": rt.db.query(
+                    "SELECT number, subscription_id, amount, at, outcome, attempt, reason,"
+                    " reference FROM payments ORDER BY number, attempt"
+                ),
+            }
+    assert books["postgres"] == books["sqlite"]
+    assert len(books["sqlite"]["invoices"]) == subscribers + 22
+    # one by one, each subscription and customer would be read again after every settle
+    # and chunk; what is read one by one is the plan's, clock's and sequence's news, once a
+    # commit
+    ids = {subscription_uuid(f"s-{n}") for n in range(subscribers)}
+    ids |= {customer_uuid(f"cus-{n}") for n in range(subscribers)}
+    assert reads and not ids & set(reads), reads
