@@ -95,8 +95,8 @@ class ProjectionWorker:
         self.applied = 0
         # a poll's batches whose commit was left to the read DB's sender, and how many events
         self._unsettled: tuple[dict[TopicPartition, Sequence[Any]], int] | None = None
-        # (partition, offset) -> EventRecord (None: undecodable) of the batch not yet
-        # settled, so applying it again neither decodes nor dead-letters anything twice
+        # (partition, offset) -> EventRecord, its DecodeError, or None once dead-lettered, of
+        # the batch not yet settled: applying it again neither decodes nor dead-letters twice
         self._decoded: dict[tuple[int, int], Any] = {}
         self.dead_letters = k.DeadLetters(config, f"projection-{projection.name}")
         from consumers import metrics  # prometheus_client: for serve's workers only
@@ -139,8 +139,14 @@ class ProjectionWorker:
 
     def poll_once(self) -> int:
         batches = self.member.poll(self.poll_ms, self.max_records)
+        # decoded while PostgreSQL still works through the poll before's writes
+        ahead = {
+            (tp.partition, m.offset): self._decode_one(m)
+            for tp, messages in batches.items()
+            for m in messages
+        }
         self.settle()  # the poll before: its commit confirmed, or applied again with care
-        self._decoded.clear()
+        self._decoded = ahead
         if not batches:
             return 0
         started = time.monotonic()
@@ -272,25 +278,31 @@ class ProjectionWorker:
         return sum(1 for m in messages if m.offset < fault["offset"])
 
     def _decode(self, tp: TopicPartition, messages: Sequence[Any]) -> list[tuple[int, Any]]:
-        """(offset, EventRecord) of each message that decodes; the others are logged."""
+        """(offset, EventRecord) of each message that decodes; the others go to the
+        dead-letter topic (once: only those this batch keeps, none it skips)."""
         records = []
         for m in messages:
             key = (tp.partition, m.offset)
             if key not in self._decoded:
-                self._decoded[key] = self._decode_one(tp, m)
-            if self._decoded[key] is not None:
-                records.append((m.offset, self._decoded[key]))
+                self._decoded[key] = self._decode_one(m)
+            found = self._decoded[key]
+            if isinstance(found, DecodeError):  # not ours to judge; never block the partition
+                log.error("undecodable event at %s@%s to the dead-letter topic: %s",
+                          tp, m.offset, found)  # fmt: skip
+                self.dead_letters.send(m, str(found))
+                self._decoded[key] = None
+            elif found is not None:
+                records.append((m.offset, found))
         return records
 
-    def _decode_one(self, tp: TopicPartition, m: Any) -> Any:
+    def _decode_one(self, m: Any) -> Any:
+        """The message's EventRecord, or the DecodeError it raised (nothing sent yet)."""
         notification = dict(m.headers or []).get(t.H_NOTIFICATION_ID)
         position = int(notification) if notification else m.offset
         try:
             return self.codec.decode(m.value, position)
-        except DecodeError as exc:  # not ours to judge; never block the partition
-            log.error("undecodable event at %s@%s to the dead-letter topic: %s", tp, m.offset, exc)
-            self.dead_letters.send(m, str(exc))
-            return None
+        except DecodeError as exc:
+            return exc
 
     def _apply(
         self, todo: list[tuple[int, Any]], versions: dict[str, int], done: list[int]
