@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -73,26 +72,13 @@ def _text(value: str | None, limit: int) -> str | None:
     return mask_card_numbers(" ".join(str(value).split()))[:limit]
 
 
-def read_requests(
-    ledger: Any, records: Sequence[EventRecord], receipts: bool = False
-) -> UnitOfWork:
-    """What settling `records` reads, read ahead where the store can (a query for their
-    subscriptions, one for their customers, with `receipts` one for whether each has its
-    outcome already), in a unit of work that is only read from, never recorded."""
-    uow = UnitOfWork(ledger.repository)
-    if receipts:
-        ledger.preload(uow, [receipt_uuid(command_id_for(r)) for r in records])
-    ledger.preload_subscriptions(uow, [UUID(r.aggregate_id) for r in records])
-    return uow
-
-
-def _token(ledger: Any, uow: UnitOfWork, customer_id: str) -> ChargeResult | str:
+def _token(ledger: Any, customer_id: str) -> ChargeResult | str:
     """The customer's payment token, read through the vault, or why there is none."""
-    customer = uow.find(Customer, customer_uuid(customer_id))
+    customer = ledger.get(Customer, customer_uuid(customer_id))
     if customer is None or customer.erased:
         return ChargeResult(False, "", "customer_erased", "the customer was erased")
     try:
-        token = ledger.personal(uow, customer).get("payment_token")
+        token = ledger.personal(UnitOfWork(ledger.repository), customer).get("payment_token")
     except CustomerErased:
         return ChargeResult(False, "", "customer_erased", "the customer was erased")
     if not token:
@@ -100,17 +86,14 @@ def _token(ledger: Any, uow: UnitOfWork, customer_id: str) -> ChargeResult | str
     return str(token)
 
 
-def outcome_command(
-    ledger: Any, gateway: PaymentGateway, record: EventRecord, uow: UnitOfWork | None = None
-) -> c.Command | None:
+def outcome_command(ledger: Any, gateway: PaymentGateway, record: EventRecord) -> c.Command | None:
     """Ask the gateway what `record` requests; its answer as the command that records it.
 
     None, without asking, for a charge that is no longer pending (its outcome is in the
     book, or a payment by hand took its place). Raises GatewayUnavailable when the gateway
-    gave no answer: nothing is recorded then. `uow`: read ahead by `read_requests`.
+    gave no answer: nothing is recorded then.
     """
-    uow = uow or UnitOfWork(ledger.repository)
-    sub = uow.find(Subscription, UUID(record.aggregate_id))
+    sub = ledger.get(Subscription, UUID(record.aggregate_id))
     if sub is None:
         raise LookupError(f"no subscription {record.aggregate_id} for {record.name}")
     d = record.data
@@ -126,7 +109,7 @@ def outcome_command(
         "customer_id": sub.customer_id,
     }
     if record.name == CHARGE:
-        token = _token(ledger, uow, sub.customer_id)
+        token = _token(ledger, sub.customer_id)
         result = (
             token
             if isinstance(token, ChargeResult)
@@ -162,9 +145,9 @@ def outcome_command(
     )
 
 
-def already_recorded(uow: UnitOfWork, record: EventRecord) -> bool:
+def already_recorded(ledger: Any, record: EventRecord) -> bool:
     """Whether this request's outcome is in the book already (no need to ask again)."""
-    return uow.find(CommandReceipt, receipt_uuid(command_id_for(record))) is not None
+    return ledger.get(CommandReceipt, receipt_uuid(command_id_for(record))) is not None
 
 
 def request_topics() -> list[str]:
@@ -209,11 +192,10 @@ class InProcessPayments:
             )
             asked: list[tuple[EventRecord, c.Command]] = []
             last = None  # the position up to which every request has its answer
-            records = [to_record(ledger.mapper.to_domain_event(n), n.id) for n in page]
-            read = read_requests(ledger, records)
-            for n, record in zip(page, records, strict=True):
+            for n in page:
+                record = to_record(ledger.mapper.to_domain_event(n), n.id)
                 try:
-                    command = outcome_command(ledger, ledger.gateway, record, read)
+                    command = outcome_command(ledger, ledger.gateway, record)
                 except GatewayUnavailable as exc:
                     self.unavailable = str(exc) or "the payment gateway did not answer"
                     log.warning("payments: %s; %s stays pending", self.unavailable, record.name)
@@ -310,29 +292,21 @@ class PaymentsWorker:
         from schemas import topics as t
         from schemas.codec import command_key
 
-        requests: dict[int, EventRecord | DecodeError] = {}  # by offset
-        for m in messages:
-            if dict(m.headers or []).get(t.H_EVENT, b"").decode() in REQUESTS:
-                try:
-                    requests[m.offset] = self.events.decode(m.value)
-                except DecodeError as exc:
-                    requests[m.offset] = exc
-        records = [r for r in requests.values() if isinstance(r, EventRecord)]
-        read = read_requests(self.ledger, records, receipts=True)
         done, next_offset = 0, None
         for m in messages:
-            record = requests.get(m.offset)
-            if isinstance(record, DecodeError):  # not ours to judge; never block the partition
-                log.error("undecodable request at %s@%s to the dead-letter topic: %s",
-                          tp, m.offset, record)  # fmt: skip
-                self.dead_letters.send(m, str(record))
-                done, next_offset = done + 1, m.offset + 1
-                continue
-            if record is not None:
-                command = None
-                if not already_recorded(read, record):
+            name = dict(m.headers or []).get(t.H_EVENT, b"").decode()
+            if name in REQUESTS:
+                try:
+                    record, command = self.events.decode(m.value), None
+                except DecodeError as exc:  # not ours to judge; never block the partition
+                    log.error("undecodable request at %s@%s to the dead-letter topic: %s",
+                              tp, m.offset, exc)  # fmt: skip
+                    self.dead_letters.send(m, str(exc))
+                    done, next_offset = done + 1, m.offset + 1
+                    continue
+                if not already_recorded(self.ledger, record):
                     try:
-                        command = outcome_command(self.ledger, self.gateway, record, read)
+                        command = outcome_command(self.ledger, self.gateway, record)
                     except GatewayUnavailable as exc:
                         self._metrics.PAYMENTS.labels(outcome="unavailable").inc()
                         self._back_off(tp, m.offset, exc, stop)

@@ -498,9 +498,11 @@ def test_due_work_reads_its_subscriptions_ahead_and_gives_the_sqlite_book(
 ) -> None:
     """PostgreSQL: a clock advance over subscriptions renewing at several instants, in small
     chunks, with each instant's charges settled in process before the next (one card
-    declines), reads its subscriptions, their customers and the payments worker's requests
-    ahead, a query for many (Ledger.preload_subscriptions), not one each; the invoices,
-    payments and subscriptions are those of the same book on SQLite."""
+    declines), reads its subscriptions and their customers ahead, a query for many
+    (Ledger.preload_subscriptions), also after each settle and chunk let them go, not one
+    each; the invoices, payments and subscriptions are those of the same book on SQLite.
+    (The payments worker reads each request's subscription and customer afresh just before
+    it asks the gateway: not counted here.)"""
     subscribers, chunk = 12, 4
     configs = {
         "sqlite": Config(data_dir=tmp_path / "lite"),
@@ -510,7 +512,7 @@ def test_due_work_reads_its_subscriptions_ahead_and_gives_the_sqlite_book(
             read_db=pg_database_pair.read_db_url,
         ),
     }
-    books, reads = {}, []
+    books, reads, settling = {}, [], [False]
     for name, config in configs.items():
         with Runtime(config) as rt:
             rt.ledger.settings = replace(rt.ledger.settings, chunk_size=chunk)
@@ -531,10 +533,19 @@ def test_due_work_reads_its_subscriptions_ahead_and_gives_the_sqlite_book(
                     real: Any = type(rt.ledger.recorder).select_events,
                     **kwargs: Any,
                 ) -> Any:
-                    reads.append(originator_id)
+                    if not settling[0]:
+                        reads.append(originator_id)
                     return real(self, originator_id, **kwargs)
 
+                def settle(payments: Any = rt.ledger.after_commit) -> Any:
+                    settling[0] = True
+                    try:
+                        return payments()
+                    finally:
+                        settling[0] = False
+
                 monkeypatch.setattr(type(rt.ledger.recorder), "select_events", counted)
+                rt.ledger.after_commit = settle
             done = d.run(c.AdvanceClock, T(2024, 3, 1, 12))
             # two renewals each, but the declined card's: four retries, then it churns
             assert (done["renewals"], done["retries"], done["churned"]) == (22, 4, 1)
