@@ -95,9 +95,11 @@ class ProjectionWorker:
         self.applied = 0
         # a poll's batches whose commit was left to the read DB's sender, and how many events
         self._unsettled: tuple[dict[TopicPartition, Sequence[Any]], int] | None = None
-        # (partition, offset) -> EventRecord, its DecodeError, or None once dead-lettered, of
-        # the batch not yet settled: applying it again neither decodes nor dead-letters twice
+        # (partition, offset) -> EventRecord, its DecodeError, or None (dead-lettered, or of no
+        # use here) of the batch not yet settled: applied again, nothing is decoded or
+        # dead-lettered twice
         self._decoded: dict[tuple[int, int], Any] = {}
+        self._wanted: dict[bytes, bool] = {}  # by the event name a message's header gives
         self.dead_letters = k.DeadLetters(config, f"projection-{projection.name}")
         from consumers import metrics  # prometheus_client: for serve's workers only
 
@@ -296,8 +298,19 @@ class ProjectionWorker:
         return records
 
     def _decode_one(self, m: Any) -> Any:
-        """The message's EventRecord, or the DecodeError it raised (nothing sent yet)."""
-        notification = dict(m.headers or []).get(t.H_NOTIFICATION_ID)
+        """The message's EventRecord, or the DecodeError it raised (nothing sent yet); None,
+        undecoded, for an event its header names that this read model has no use for."""
+        headers = dict(m.headers or [])
+        event = headers.get(t.H_EVENT)
+        if event is not None:
+            wanted = self._wanted.get(event)
+            if wanted is None:
+                wanted = self._wanted[event] = self.projection.wants(
+                    event.decode("utf-8", "replace")
+                )
+            if not wanted:
+                return None
+        notification = headers.get(t.H_NOTIFICATION_ID)
         position = int(notification) if notification else m.offset
         try:
             return self.codec.decode(m.value, position)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, ClassVar
 
 from projections.analytics import drop_views
@@ -74,6 +74,22 @@ class Projection:
             db.execute(FAULTS_DDL)
             db.execute("DELETE FROM projection_faults WHERE projection = ?", (self.name,))
 
+    # the aggregates every event of which an `apply` of its own looks at, besides the events
+    # it has handlers for; None: with `apply` its own, it may look at any event
+    follows: ClassVar[tuple[str, ...] | None] = None
+
+    def wants(self, event: str) -> bool:
+        """Whether an event of this name (`Subscription.Renewed`) can change this read model:
+        one it has a handler for, or any event of an aggregate it `follows`; every event if
+        it has an `apply` of its own and says nothing. A Kafka worker passes the others by
+        undecoded (a test applies every other event there is to each read model, with data
+        that cannot be read, and none may touch it)."""
+        if event in _handled(type(self)):
+            return True
+        if self.follows is None:
+            return type(self).apply is not Projection.apply
+        return event.partition(".")[0] in self.follows
+
     def apply(self, db: ReadDB, record: EventRecord) -> None:
         """Dispatch to `on_<Aggregate>_<Event>`; an event without a handler changes nothing."""
         handler = getattr(self, handler_name(record.name), None)
@@ -129,6 +145,11 @@ class KeptRows:
 
 
 HANDLER_PREFIX = "on_"
+
+
+@cache
+def _handled(cls: type[Projection]) -> frozenset[str]:
+    return frozenset(cls.handled_events().values())
 
 
 def handler_name(event_name: str) -> str:

@@ -31,6 +31,7 @@ class BillingProjection(CreditModel, Projection):
     """Plans, customers, subscriptions, invoices, payments; credit (projections/credit.py)."""
 
     name = "billing"
+    follows = ("Subscription",)  # `apply`: the status and MRR every one of its events carries
 
     def __init__(self) -> None:
         self._subs: dict[str, dict] = {}

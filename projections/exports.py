@@ -133,6 +133,7 @@ class ExportsProjection(Projection):
     """Each exported record's last change, by the time of the event that made it."""
 
     name = "exports"
+    follows = ("Customer", "Subscription")  # `touched` looks at nothing else
     tables = {"export_changes": CHANGES_DDL}
 
     def apply(self, db: ReadDB, record: EventRecord) -> None:

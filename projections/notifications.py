@@ -40,6 +40,10 @@ REAL = "simulated = 0"
 
 class NotificationsProjection(Projection):
     name = "notifications"
+    follows = ("Subscription",)  # `apply`: each subscription's id and plan, kept
+
+    def wants(self, event: str) -> bool:
+        return super().wants(event) or event in EVENT_KINDS  # a message's event
 
     def __init__(self) -> None:
         self._subs = KeptRows(KEPT)  # each subscription's id and plan

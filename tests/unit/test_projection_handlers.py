@@ -175,3 +175,62 @@ def test_report_filters_pick_rows_and_invoice_lines_through_one_builder(two_cust
         assert [s["subscription_id"] for s in only_ada] == ["s-ada"]
     finally:
         book.close()
+
+
+class Untouchable:
+    """A read DB, or an event's data, that fails on any use at all."""
+
+    def __getattr__(self, name: str) -> None:
+        raise AssertionError(f"used: {name}")
+
+    def __getitem__(self, key: str) -> None:
+        raise AssertionError(f"read: {key}")
+
+    def __contains__(self, key: str) -> bool:
+        raise AssertionError(f"asked for: {key}")
+
+    def __iter__(self) -> None:
+        raise AssertionError("iterated")
+
+
+def test_no_read_model_is_touched_by_an_event_it_does_not_want() -> None:
+    """A Kafka projection worker passes by, undecoded, every event its read model does not
+    `want` (by the name in the message's header). So each such event of every kind there
+    is, applied to that read model with no data at all, must change nothing: no statement,
+    no error, nothing read of the event but its name."""
+    from bootstrap import projections as read_models
+
+    passed: dict[str, list[str]] = {}
+    for projection in read_models():
+        for name in sorted(EVENTS):
+            if projection.wants(name):
+                continue
+            aggregate, _, kind = name.partition(".")
+            record = EventRecord(event_id="e", aggregate_type=aggregate, type=kind,
+                                 aggregate_id="a", version=1, at=T(2025, 1, 1),
+                                 meta=Untouchable(), data=Untouchable())  # fmt: skip
+            projection.apply(Untouchable(), record)  # type: ignore[arg-type]
+            passed.setdefault(projection.name, []).append(name)
+    # what is passed by: the ledger's own bookkeeping everywhere, and much more in some
+    assert all("CommandReceipt.Applied" in names for names in passed.values())
+    assert len(passed) == 5
+    assert "Subscription.Renewed" in passed["webhooks"]
+    assert "Subscription.Paused" not in passed["billing"]  # no handler; `apply` follows it
+    assert "Subscription.PaymentSucceeded" not in passed["notifications"]  # a message's
+
+
+def test_a_read_model_with_an_apply_of_its_own_that_says_nothing_more_wants_every_event() -> None:
+    class OwnApply(Projection):
+        name, tables = "own", {}
+
+        def apply(self, db: ReadDB, record: EventRecord) -> None:
+            """Looks at any event it likes."""
+
+    class HandlersOnly(Projection):
+        name, tables = "handlers", {}
+
+        def on_Plan_Defined(self, db: ReadDB, r: EventRecord) -> None:
+            """The one event it wants."""
+
+    assert all(OwnApply().wants(name) for name in EVENTS)
+    assert [name for name in sorted(EVENTS) if HandlersOnly().wants(name)] == ["Plan.Defined"]
