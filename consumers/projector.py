@@ -26,6 +26,7 @@ from kafka import TopicPartition
 
 from adapters import postgres
 from consumers import kafka as k
+from consumers.decoded import SharedDecodes
 from consumers.embedded import LogFeeder, one_line
 from consumers.relay import relay_position
 from projections.analytics import create_views
@@ -73,9 +74,11 @@ class ProjectionWorker:
         poll_ms: int = 500,
         max_records: int = 1000,
         setup_lock: Callable[[], AbstractContextManager[Any]] | None = None,
+        decodes: SharedDecodes | None = None,
     ) -> None:
         self.config = config
         self.projection = projection
+        self.decodes = decodes  # the process's other workers' decoded events (serve's)
         self.topic = config.events_topic
         self.codec = EventCodec(check_types=False)
         self.poll_ms = poll_ms
@@ -312,6 +315,8 @@ class ProjectionWorker:
                 return None
         notification = headers.get(t.H_NOTIFICATION_ID)
         position = int(notification) if notification else m.offset
+        if self.decodes is not None:
+            return self.decodes.decode(self.codec, m, position)
         try:
             return self.codec.decode(m.value, position)
         except DecodeError as exc:

@@ -30,6 +30,7 @@ from typing import Any
 from adapters import postgres
 from consumers import kafka as k
 from consumers.commands import CommandWorker, one_line
+from consumers.decoded import SharedDecodes
 from consumers.faults import COMMAND_FAULTS_DDL, lost_dependency
 from consumers.health import Health, worker_recorder
 from consumers.projector import VERSIONS_DDL, ProjectionWorker
@@ -216,9 +217,10 @@ def _relay(config: Any, parts: Parts) -> Body:
     return body
 
 
-def _projection(config: Any, parts: Parts, projection: Projection) -> Body:
+def _projection(config: Any, parts: Parts, projection: Projection, decodes: SharedDecodes) -> Body:
     def body(stop: threading.Event) -> None:
-        ProjectionWorker(config, projection, setup_lock=parts.setup_lock).run(stop)
+        worker = ProjectionWorker(config, projection, setup_lock=parts.setup_lock, decodes=decodes)
+        worker.run(stop)
 
     return body
 
@@ -272,8 +274,9 @@ def serve(
     if "relay" in workers:
         bodies.append(("relay", _relay(config, parts)))
     if "projections" in workers:
+        decodes = SharedDecodes()  # each event decoded once for the five read models
         for projection in parts.projections():
-            body = _projection(config, parts, projection)
+            body = _projection(config, parts, projection, decodes)
             bodies.append((f"projection-{projection.name}", body))
     if clock == "wall" and "scheduler" in workers:
         scheduler = Scheduler(config, parts.now, tick_s)

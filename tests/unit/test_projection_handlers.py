@@ -234,3 +234,42 @@ def test_a_read_model_with_an_apply_of_its_own_that_says_nothing_more_wants_ever
 
     assert all(OwnApply().wants(name) for name in EVENTS)
     assert [name for name in sorted(EVENTS) if HandlersOnly().wants(name)] == ["Plan.Defined"]
+
+
+def test_read_models_never_change_the_records_they_are_given(tmp_path: Path) -> None:
+    """serve's projection workers share each decoded record (consumers/decoded.py): a
+    simulated book's every record, applied to each read model in turn, is afterwards
+    equal to a copy taken before."""
+    import copy
+
+    from bootstrap import projections as read_models
+    from domain.simulation import Simulation
+    from schemas.records import to_record
+
+    book = Book.embedded(tmp_path / "data")
+    try:
+        sim = Simulation(customers=40, months=4, seed=5)
+        book.ledger.execute_batch(sim.setup())
+        for index in range(sim.days):
+            day, commands = sim.day(index)
+            clock = c.AdvanceClock(command_id=f"clock-{index}", at=day, actor="t", source="t")
+            book.ledger.execute_batch([clock, *commands])
+        ledger = book.ledger
+        records = [
+            to_record(ledger.mapper.to_domain_event(n), n.id)
+            for n in ledger.recorder.select_notifications(start=1, limit=1_000_000)
+        ]
+    finally:
+        book.close()
+    before = copy.deepcopy(records)
+    assert len({r.name for r in records}) >= 15  # a book with much in it
+    for projection in read_models():
+        db = ReadDB(f"sqlite:///{tmp_path / f'{projection.name}.sqlite'}")
+        try:
+            projection.create(db)
+            with db.transaction():
+                for record in records:
+                    projection.apply(db, record)
+        finally:
+            db.close()
+        assert records == before, projection.name
