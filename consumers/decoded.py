@@ -16,6 +16,14 @@ from typing import Any
 from schemas.codec import DecodeError, EventCodec
 
 
+def decode(codec: EventCodec, value: bytes, position: int) -> Any:
+    """The EventRecord `value` holds, or the DecodeError decoding it raised (not raised)."""
+    try:
+        return codec.decode(value, position)
+    except DecodeError as exc:
+        return exc
+
+
 class SharedDecodes:
     """(topic, partition, offset) -> the message's bytes, position and EventRecord (or the
     DecodeError it raised); shared by threads, whose dict operations the GIL keeps whole."""
@@ -30,10 +38,7 @@ class SharedDecodes:
         found = self._found.get(key)
         if found is not None and found[1] == position and found[0] == m.value:
             return found[2]
-        try:
-            record: Any = codec.decode(m.value, position)
-        except DecodeError as exc:
-            record = exc
+        record = decode(codec, m.value, position)
         if len(self._found) >= self.limit:
             self._found.clear()
         self._found[key] = (m.value, position, record)

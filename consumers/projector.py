@@ -26,7 +26,7 @@ from kafka import TopicPartition
 
 from adapters import postgres
 from consumers import kafka as k
-from consumers.decoded import SharedDecodes
+from consumers.decoded import SharedDecodes, decode
 from consumers.embedded import LogFeeder, one_line
 from consumers.relay import relay_position
 from projections.analytics import create_views
@@ -317,10 +317,7 @@ class ProjectionWorker:
         position = int(notification) if notification else m.offset
         if self.decodes is not None:
             return self.decodes.decode(self.codec, m, position)
-        try:
-            return self.codec.decode(m.value, position)
-        except DecodeError as exc:
-            return exc
+        return decode(self.codec, m.value, position)
 
     def _apply(
         self, todo: list[tuple[int, Any]], versions: dict[str, int], done: list[int]

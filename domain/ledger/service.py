@@ -302,10 +302,11 @@ class Ledger(Application[UUID]):
         command's receipt, a new customer). Only where the recorder can read many at once
         (PostgreSQL; the embedded store reads in process and its cache never goes stale).
         """
-        select = getattr(self.recorder, "select_histories", None)
-        cache = self.repository.cache
-        if select is None or cache is None:
+        if not self.reads_ahead:
             return
+        select = self.recorder.select_histories  # type: ignore[attr-defined]
+        cache = self.repository.cache
+        assert cache is not None  # reads_ahead says so
         wanted: dict[UUID, Any] = {}
         for aggregate_id in ids:
             if aggregate_id in uow.aggregates or aggregate_id in uow.preloaded:
