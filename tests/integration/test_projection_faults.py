@@ -245,6 +245,42 @@ def test_pipelined_writes_are_prepared_once_per_connection_and_sent_plain_when_t
         db.close()
 
 
+TEXTS = ["", "plain", "it's", "''", "back\\slash", "\\'", "x'); DROP TABLE t; --", "é ü 漢字 🧾",
+         "line\nbreak\ttab", "$1 %s ? ::text", "E'\\x41'", "a" * 5000]  # fmt: skip
+INTS = [0, 1, -1, -5, 2**63 - 1, -(2**63), 10**12]
+
+
+def test_pipelined_values_are_written_as_psycopg2_writes_them(
+    make_pg_database: Callable[..., str],
+) -> None:
+    """The prepared writes' values are quoted by `_literal`, not psycopg2: the same text as
+    `mogrify`'s for every kind it takes, and each value read back as it was written."""
+    from projections.db import _literal
+
+    db = ReadDB(make_pg_database("literals"))
+    try:
+        assert db._literals
+        cur = db.conn.cursor()
+        for value in [*TEXTS, *INTS, None, True, False]:
+            assert _literal(value) == cur.mogrify("%s", (value,)), value
+        for other in ["nul\x00", 1.5, b"raw", datetime(2024, 1, 1)]:
+            assert _literal(other) is None  # psycopg2 writes (or refuses) those itself
+        db.script(["CREATE TABLE t (k INTEGER PRIMARY KEY, s TEXT, n BIGINT, b BOOLEAN)"])
+        rows = [(i, s, n, b) for i, (s, n, b) in enumerate(
+            zip([*TEXTS, None], INTS * 2, [True, False, None] * 5, strict=False))]  # fmt: skip
+        with db.transaction(), db.pipelined():
+            for row in rows:
+                db.execute("INSERT INTO t (k, s, n, b) VALUES (?, ?, ?, ?)", row)
+        assert db._prepared  # sent as EXECUTEs of a prepared statement, the values by `_literal`
+        found = db.query("SELECT k, s, n, b FROM t ORDER BY k")
+        assert [tuple(r.values()) for r in found] == rows
+        with pytest.raises(ValueError, match="NUL"), db.transaction(), db.pipelined():
+            db.execute("INSERT INTO t (k, s) VALUES (?, ?)", (99, "nul\x00"))
+        assert db.query("SELECT COUNT(*) AS c FROM t") == [{"c": len(rows)}]
+    finally:
+        db.close()
+
+
 def test_a_failing_write_among_many_pipelined_is_pinned_to_its_own_event(
     runtime: Runtime,
 ) -> None:
