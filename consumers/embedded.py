@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -192,15 +193,18 @@ class LogFeeder:
         while todo:
             done = 0
             try:
-                with self.db.savepoint(), self.db.pipelined(pipelined):
+                held = projection.batch(self.db) if pipelined else nullcontext()
+                with self.db.savepoint(), self.db.pipelined(pipelined), held:
                     for record in todo:
                         projection.apply(self.db, record)
                         done += 1
             except Exception as exc:
                 if self.db.is_transient(exc):
                     raise  # busy or gone: no verdict on the event; the caller retries later
-                if pipelined and self.db.kind == "postgres":
-                    pipelined = False  # a held-back write failed: which event's is not known
+                if pipelined and (self.db.kind == "postgres" or done == len(todo)):
+                    # a held-back write failed (PostgreSQL's pipeline, or the read model's
+                    # batch end): which event's is not known; one by one, each is at its own
+                    pipelined = False
                     continue
                 record = todo[done]
                 fault = {"position": record.position, "event": record.name}

@@ -214,7 +214,8 @@ class ProjectionWorker:
                 return 0
             stored = self._versions({r.aggregate_id for _offset, r in todo})
             with self.db.pipelined(wait=False):
-                applied, versions = self._apply(todo, dict(stored), [0])
+                with self.projection.batch(self.db):
+                    applied, versions = self._apply(todo, dict(stored), [0])
                 write_versions(self.db, name, list(versions.items()))
                 for tp, messages in kept.items():
                     set_position(

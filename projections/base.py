@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 from typing import Any, ClassVar
@@ -90,6 +92,37 @@ class Projection:
             return type(self).apply is not Projection.apply
         return event.partition(".")[0] in self.follows
 
+    # True inside `batch`: a read model may then hold back a write that a later event of the
+    # batch may make moot, and make it once at the batch's end (`LastValues`)
+    holding = False
+
+    @contextmanager
+    def batch(self, db: ReadDB) -> Iterator[None]:
+        """Around many `apply`s in one transaction (a Kafka poll's, a feeder's batch): what
+        the read model held back is written at the end (`flush`), before the caller's
+        positions; if the block raises, it is forgotten (its transaction is undone anyway).
+        Applied one by one, outside a batch, every write is made at its own event."""
+        self.holding = True
+        try:
+            yield
+            self.flush(db)
+        finally:
+            self.holding = False
+            self.forget()
+
+    def flush(self, db: ReadDB) -> None:
+        """Write what `apply` held back: each of the read model's `LastValues`."""
+        for last in self._last_values():
+            last.flush(db)
+
+    def forget(self) -> None:
+        """Drop what `apply` held back: its batch failed."""
+        for last in self._last_values():
+            last.forget()
+
+    def _last_values(self) -> list[LastValues]:
+        return [value for value in vars(self).values() if isinstance(value, LastValues)]
+
     def apply(self, db: ReadDB, record: EventRecord) -> None:
         """Dispatch to `on_<Aggregate>_<Event>`; an event without a handler changes nothing."""
         handler = getattr(self, handler_name(record.name), None)
@@ -142,6 +175,46 @@ class KeptRows:
 
     def clear(self) -> None:
         self.rows.clear()
+
+
+class LastValues:
+    """Rows that each event sets anew (a subscription's status and MRR, say): in a batch,
+    only the row's last values are written, many rows a statement at its end, not a
+    statement per event (a PostgreSQL UPDATE costs a projection about 13 µs, a row of one
+    that sets many about 5). Outside a batch each is written at once.
+
+    `statement` writes many rows: `{rows}` stands where their VALUES go, `width` values
+    each; the read model keeps any other statement of a batch from reading what is held.
+    """
+
+    ROWS = 200  # rows a statement writes, at most
+
+    def __init__(self, statement: str, width: int) -> None:
+        self.statement, self.width = statement, width
+        self.held: dict[Any, tuple[Any, ...]] = {}
+
+    def get(self, key: Any) -> tuple[Any, ...] | None:
+        """The row `key`'s values held back, if any."""
+        return self.held.get(key)
+
+    def set(self, projection: Projection, db: ReadDB, key: Any, row: tuple[Any, ...]) -> None:
+        """The row `key`'s new values: written now, or at the end of the projection's batch."""
+        self.held[key] = row
+        if not projection.holding:
+            self.flush(db)
+
+    def flush(self, db: ReadDB) -> None:
+        held, self.held = list(self.held.values()), {}
+        mark = "(" + ", ".join("?" * self.width) + ")"
+        for i in range(0, len(held), self.ROWS):
+            chunk = held[i : i + self.ROWS]
+            db.execute(
+                self.statement.replace("{rows}", ", ".join([mark] * len(chunk))),
+                [x for row in chunk for x in row],
+            )
+
+    def forget(self) -> None:
+        self.held.clear()
 
 
 HANDLER_PREFIX = "on_"

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from domain.identity import subscription_uuid
 from domain.subscription.schedule import ReminderLeads
-from projections.base import Projection, dumps, ts
+from projections.base import LastValues, Projection, dumps, ts
 from projections.credit import CREDIT_TABLES, CreditModel
 from projections.db import ReadDB
 from projections.statuses import (
@@ -35,6 +35,19 @@ class BillingProjection(CreditModel, Projection):
 
     def __init__(self) -> None:
         self._subs: dict[str, dict] = {}
+        # in a batch, each subscription's status and MRR as its last event leaves them: no
+        # statement of a batch reads them, and its next check is worked out from the row as
+        # the batch leaves it (no other aggregate's events touch it)
+        self._statuses = LastValues(
+            "WITH v (aggregate_id, status, mrr, updated_at, live) AS (VALUES {rows})"
+            " UPDATE subscriptions SET status = v.status, mrr = CAST(v.mrr AS BIGINT),"
+            " updated_at = v.updated_at, next_check_at = CASE WHEN CAST(v.live AS INTEGER) = 1"
+            " THEN CASE WHEN subscriptions.next_retry_at IS NOT NULL"
+            " AND subscriptions.next_retry_at < subscriptions.current_period_end"
+            " THEN subscriptions.next_retry_at ELSE subscriptions.current_period_end END"
+            " ELSE NULL END FROM v WHERE subscriptions.aggregate_id = v.aggregate_id",
+            5,
+        )
 
     tables = {
         "plans": """CREATE TABLE IF NOT EXISTS plans (
@@ -142,20 +155,10 @@ class BillingProjection(CreditModel, Projection):
         subscription is next worth a look (none once it stops billing)."""
         super().apply(db, record)
         if record.aggregate_type == "Subscription":
-            db.execute(
-                "UPDATE subscriptions SET status = ?, mrr = ?, updated_at = ?,"
-                " next_check_at = CASE WHEN ? = 1 THEN"
-                "  CASE WHEN next_retry_at IS NOT NULL AND next_retry_at < current_period_end"
-                "  THEN next_retry_at ELSE current_period_end END ELSE NULL END"
-                " WHERE aggregate_id = ?",
-                (
-                    record.data["status"],
-                    record.data["mrr"],
-                    ts(record.at),
-                    1 if record.data["status"] in LIVE else 0,
-                    record.aggregate_id,
-                ),
-            )
+            status = record.data["status"]
+            live = 1 if status in LIVE else 0
+            row = (record.aggregate_id, status, record.data["mrr"], ts(record.at), live)
+            self._statuses.set(self, db, record.aggregate_id, row)
 
     def _sub(self, db: ReadDB, r: EventRecord) -> dict:
         """The subscription's id, customer and currency: fixed from its first event on, so

@@ -6,7 +6,7 @@ T" is a sum over the rows up to T: MRR, paying customers, active subscribers.
 
 from __future__ import annotations
 
-from projections.base import KeptRows, Projection, ts
+from projections.base import KeptRows, LastValues, Projection, ts
 from projections.db import ReadDB
 from projections.statuses import PAYING, TRIALING, UNSEEN
 from schemas.records import EventRecord
@@ -27,6 +27,15 @@ class MetricsProjection(Projection):
 
     def __init__(self) -> None:
         self._rows = KeptRows()  # each subscription's row, after the last event applied
+        # in a batch, each subscription's MRR, status and plan as its last event leaves them
+        # (`_row` writes them before it reads the row back)
+        self._last = LastValues(
+            "WITH v (aggregate_id, mrr, status, plan_id) AS (VALUES {rows})"
+            " UPDATE metrics_subscriptions SET mrr = CAST(v.mrr AS BIGINT), status = v.status,"
+            " plan_id = COALESCE(v.plan_id, metrics_subscriptions.plan_id)"
+            " FROM v WHERE metrics_subscriptions.aggregate_id = v.aggregate_id",
+            4,
+        )
 
     tables = {
         "metrics_subscriptions": """CREATE TABLE IF NOT EXISTS metrics_subscriptions (
@@ -95,11 +104,10 @@ class MetricsProjection(Projection):
                     1 if paying_after else -1,
                 ),
             )
-        db.execute(
-            "UPDATE metrics_subscriptions SET mrr = ?, status = ?,"
-            " plan_id = COALESCE(?, plan_id) WHERE aggregate_id = ?",
-            (new_mrr, new_status, plan_id, r.aggregate_id),
-        )
+        held = self._last.get(r.aggregate_id)
+        if plan_id is None and held is not None:
+            plan_id = held[3]  # a plan change earlier in the batch
+        self._last.set(self, db, r.aggregate_id, (r.aggregate_id, new_mrr, new_status, plan_id))
         if sub["status"] == TRIALING and new_status != TRIALING:
             db.execute(
                 "UPDATE metrics_subscriptions SET trial_ended_at = ?, trial_converted = ?"
@@ -114,6 +122,8 @@ class MetricsProjection(Projection):
         kept = self._rows.at(r.aggregate_id, r.version - 1)
         if kept is not None:
             return kept
+        if self._last.get(r.aggregate_id) is not None:
+            self._last.flush(db)  # the row as the events before this one left it
         (sub,) = db.query(
             "SELECT subscription_id, customer_id, currency, mrr, status FROM"
             " metrics_subscriptions WHERE aggregate_id = ?",
