@@ -24,7 +24,7 @@ from domain.notifications.messages import (
     decline_in_words,
     message_id,
 )
-from projections.base import KeptRows, Projection, dumps, ts
+from projections.base import KeptRows, LastValues, Projection, dumps, ts
 from projections.db import ReadDB
 from projections.statuses import listed
 from schemas.records import EventRecord
@@ -48,6 +48,13 @@ class NotificationsProjection(Projection):
     def __init__(self) -> None:
         self._subs = KeptRows(KEPT)  # each subscription's id and plan
         self._invoices: dict[str, str] = {}  # number -> body (fixed once written)
+        # in a batch, invoices' bodies written at its end (`_known` writes them before it
+        # reads one back)
+        self._bodies = LastValues(
+            "INSERT INTO notification_invoices (number, customer_id, currency, body)"
+            " VALUES {rows} ON CONFLICT (number) DO NOTHING",
+            4,
+        )
 
     tables = {
         "notifications": """CREATE TABLE IF NOT EXISTS notifications (
@@ -148,11 +155,9 @@ class NotificationsProjection(Projection):
             for ln in d["lines"]
         ]
         text = dumps(body)
-        db.execute(
-            "INSERT INTO notification_invoices (number, customer_id, currency, body)"
-            " VALUES (?, ?, ?, ?) ON CONFLICT (number) DO NOTHING",
-            (d["number"], d["customer_id"], d["currency"], text),
-        )
+        if self._bodies.get(d["number"]) is None:  # the first kept, as DO NOTHING keeps it
+            row = (d["number"], d["customer_id"], d["currency"], text)
+            self._bodies.set(self, db, d["number"], row)
         if len(self._invoices) >= KEPT:
             self._invoices.clear()
         self._invoices[d["number"]] = text  # the same body any replay of it writes
@@ -236,6 +241,7 @@ class NotificationsProjection(Projection):
         body = self._invoices.get(number) if number else None
         need_sub = sub is None and r.aggregate_type == "Subscription"
         if need_sub or (number and body is None):
+            self._bodies.flush(db)  # an invoice of this batch, if it is one
             (row,) = db.query(
                 "SELECT (SELECT subscription_id FROM notification_subscriptions"
                 "  WHERE aggregate_id = ?) AS subscription_id,"
@@ -286,45 +292,46 @@ class NotificationsProjection(Projection):
         return ctx
 
     def _messages(self, db: ReadDB, r: EventRecord, template: str, context: dict[str, Any]) -> None:
-        """One row per channel; an erased customer's events make none (checked by the
-        insert itself: no read per message)."""
+        """One row per channel, all in one statement; an erased customer's events make none
+        (checked by the insert itself: no read per message)."""
         customer = r.data.get("customer_id")
         if not customer:
             return
         simulated = 1 if r.meta.get("source") == SIMULATOR else 0  # or the customer was
-        body = dumps(context)  # the same for every channel
+        rows = []
         for channel in channels_of(template):
             mid = message_id(r.event_id, channel, template)
-            db.execute(
-                "INSERT INTO notifications (message_id, delivery_id, customer_id, channel,"
-                " template, event_id, event, subscription_id, context, created_at, rank,"
-                " simulated, status) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                " CASE WHEN ? = 1 OR EXISTS (SELECT 1 FROM notification_customers"
-                "  WHERE customer_id = ? AND simulated = 1) THEN 1 ELSE 0 END, ?"
-                " WHERE NOT EXISTS (SELECT 1 FROM notification_customers"
-                "  WHERE customer_id = ? AND erased = 1)"
-                " ON CONFLICT (message_id) DO UPDATE SET event_id = excluded.event_id,"
-                " event = excluded.event, subscription_id = excluded.subscription_id,"
-                " context = excluded.context, created_at = excluded.created_at,"
-                " rank = excluded.rank, simulated = excluded.simulated",
-                (
-                    mid,
-                    str(delivery_uuid(mid)),
-                    customer,
-                    channel,
-                    template,
-                    r.event_id,
-                    r.name,
-                    context.get("subscription_id"),
-                    body,
-                    ts(r.at),
-                    RANK[template],
-                    simulated,
-                    customer,
-                    PENDING,
-                    customer,
-                ),
-            )
+            rows.append((mid, str(delivery_uuid(mid)), channel))
+        db.execute(
+            "WITH v (message_id, delivery_id, channel) AS"
+            f" (VALUES {', '.join(['(?, ?, ?)'] * len(rows))})"
+            " INSERT INTO notifications (message_id, delivery_id, customer_id, channel,"
+            " template, event_id, event, subscription_id, context, created_at, rank,"
+            " simulated, status) SELECT v.message_id, v.delivery_id, ?, v.channel, ?, ?, ?, ?,"
+            " ?, ?, ?, CASE WHEN ? = 1 OR EXISTS (SELECT 1 FROM notification_customers"
+            "  WHERE customer_id = ? AND simulated = 1) THEN 1 ELSE 0 END, ?"
+            " FROM v WHERE NOT EXISTS (SELECT 1 FROM notification_customers"
+            "  WHERE customer_id = ? AND erased = 1)"
+            " ON CONFLICT (message_id) DO UPDATE SET event_id = excluded.event_id,"
+            " event = excluded.event, subscription_id = excluded.subscription_id,"
+            " context = excluded.context, created_at = excluded.created_at,"
+            " rank = excluded.rank, simulated = excluded.simulated",
+            (
+                *[x for row in rows for x in row],
+                customer,
+                template,
+                r.event_id,
+                r.name,
+                context.get("subscription_id"),
+                dumps(context),  # the same for every channel
+                ts(r.at),
+                RANK[template],
+                simulated,
+                customer,
+                PENDING,
+                customer,
+            ),
+        )
 
 
 def as_time(text: str | None) -> datetime | None:
