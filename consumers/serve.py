@@ -15,6 +15,7 @@ Nothing here builds a ledger or an adapter: bootstrap.serve hands in `Parts`.
 
 from __future__ import annotations
 
+import gc
 import logging
 import random
 import signal
@@ -238,6 +239,19 @@ def prepare(config: Any, parts: Parts) -> None:
         )
 
 
+# Python collects its young objects every 700 allocations. A worker allocates some thirty
+# per event it decodes and keeps a poll's worth alive until applied, so a fifth of a
+# projection worker's time went to collections that found next to nothing to free (billing
+# alone: 14,500 events/s, 18,500 with collection off, 19,000 at this threshold).
+GC_YOUNG = 50_000
+
+
+def fewer_collections() -> None:
+    """Collect young objects every `GC_YOUNG` allocations (the older generations as before):
+    cycles are still freed, at a seventieth of the collections."""
+    gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
+
+
 def serve(
     config: Any,
     workers: Sequence[str],
@@ -258,6 +272,7 @@ def serve(
     if config.embedded or not config.kafka_bootstrap:
         raise RuntimeError("serve needs SUBLEDGER_EVENT_STORE and SUBLEDGER_KAFKA_BOOTSTRAP")
     check_gateway(config, workers)  # before anything is created
+    fewer_collections()
     log.info("%s", check_policy(parts.policy, workers, clock))  # the first line: who may do what
     stop = stop or threading.Event()
     if install_signals:
