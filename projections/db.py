@@ -60,6 +60,7 @@ class ReadDB:
         self._prepared: dict[str, str] = {}
         self._prepare = self.kind == "postgres"
         self._quoting: Any = None  # the cursor that writes held-back statements' text
+        self._parts: dict[str, list[bytes]] = {}  # a statement's text between its `?`s
         # whether `_literal` may write a pipelined write's values (else psycopg2 does)
         self._literals = self.kind == "postgres" and literals_apply(self.conn)
 
@@ -216,21 +217,31 @@ class ReadDB:
     def _held(self, cur: Any, sql: str, params: tuple) -> bytes:
         """A pipelined write's text: the EXECUTE of its prepared statement (PostgreSQL then
         parses and plans it once per connection, not once per event: a third of the time
-        of a projection's small UPDATE), or the statement itself."""
+        of a projection's small UPDATE), or the statement itself (one of many rows). The
+        values are written by `_literal`, or by psycopg2 if it writes no such value."""
         name = self._prepared.get(sql) if self._prepare else ""
         if len(params) > PREPARED_PARAMETERS:
             name = ""  # many rows in one statement (of as many shapes as there are sizes)
         if name is None:
             name = self._prepared[sql] = self._prepared_name(sql)
-        if not name:
-            return cur.mogrify(self._sql(sql), params)
-        if not params:
+        if name and not params:
             return f"EXECUTE {name}".encode()
-        if self._literals:
-            literals = [_literal(value) for value in params]
-            if None not in literals:
-                return b"EXECUTE %s(%s)" % (name.encode(), b", ".join(literals))  # type: ignore[arg-type]
-        return cur.mogrify(f"EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
+        literals = [_literal(value) for value in params] if self._literals else [None]
+        if None in literals:  # a value `_literal` does not write: psycopg2 does
+            if name:
+                return cur.mogrify(f"EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
+            return cur.mogrify(self._sql(sql), params)
+        if name:
+            return b"EXECUTE %s(%s)" % (name.encode(), b", ".join(literals))  # type: ignore[arg-type]
+        parts = self._parts.get(sql)  # the text around each `?`
+        if parts is None:
+            if len(self._parts) >= PREPARED_MAX:
+                self._parts.clear()
+            parts = self._parts[sql] = [part.encode() for part in sql.split("?")]
+        text = [parts[0]]
+        for literal, part in zip(literals, parts[1:], strict=True):
+            text += (literal, part)
+        return b"".join(text)
 
     def _prepared_name(self, sql: str) -> str:
         """PREPARE `sql` on this connection now; its name, or "" if it cannot be (a

@@ -272,11 +272,17 @@ def test_pipelined_values_are_written_as_psycopg2_writes_them(
             for row in rows:
                 db.execute("INSERT INTO t (k, s, n, b) VALUES (?, ?, ?, ?)", row)
         assert db._prepared  # sent as EXECUTEs of a prepared statement, the values by `_literal`
+        many = [(100 + k, s, n, b) for k, s, n, b in rows]  # one statement: text, not prepared
+        with db.transaction(), db.pipelined():
+            db.execute(
+                f"INSERT INTO t (k, s, n, b) VALUES {', '.join(['(?, ?, ?, ?)'] * len(many))}",
+                [x for row in many for x in row],
+            )
         found = db.query("SELECT k, s, n, b FROM t ORDER BY k")
-        assert [tuple(r.values()) for r in found] == rows
+        assert [tuple(r.values()) for r in found] == rows + many
         with pytest.raises(ValueError, match="NUL"), db.transaction(), db.pipelined():
             db.execute("INSERT INTO t (k, s) VALUES (?, ?)", (99, "nul\x00"))
-        assert db.query("SELECT COUNT(*) AS c FROM t") == [{"c": len(rows)}]
+        assert db.query("SELECT COUNT(*) AS c FROM t") == [{"c": 2 * len(rows)}]
     finally:
         db.close()
 
