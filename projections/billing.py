@@ -48,6 +48,17 @@ class BillingProjection(CreditModel, Projection):
             " ELSE NULL END FROM v WHERE subscriptions.aggregate_id = v.aggregate_id",
             5,
         )
+        # invoices' lines and payments: no statement of a batch reads them back
+        self._lines = LastValues(
+            "INSERT INTO invoice_lines (number, line_no, kind, description, amount,"
+            " period_start, period_end) VALUES {rows}",
+            7,
+        )
+        self._payments = LastValues(
+            "INSERT INTO payments (event_id, number, subscription_id, customer_id, currency,"
+            " amount, at, outcome, attempt, reason, reference, message) VALUES {rows}",
+            12,
+        )
 
     tables = {
         "plans": """CREATE TABLE IF NOT EXISTS plans (
@@ -308,22 +319,10 @@ class BillingProjection(CreditModel, Projection):
                 None if d["amount_due"] > 0 else ts(r.at),
             ),
         )
-        db.executemany(
-            "INSERT INTO invoice_lines (number, line_no, kind, description, amount,"
-            " period_start, period_end) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    d["number"],
-                    i,
-                    ln["kind"],
-                    ln["description"],
-                    ln["amount"],
-                    ts(ln["period_start"]),
-                    ts(ln["period_end"]),
-                )
-                for i, ln in enumerate(d["lines"], 1)
-            ],
-        )
+        for i, ln in enumerate(d["lines"], 1):
+            span = ts(ln["period_start"]), ts(ln["period_end"])
+            line = (d["number"], i, ln["kind"], ln["description"], ln["amount"], *span)
+            self._lines.set(self, db, (d["number"], i), line)
         if not d.get("customer_credit"):  # an earlier version's: the subscription's own credit
             db.execute(
                 "UPDATE subscriptions SET credit_balance = ? WHERE aggregate_id = ?",
@@ -332,10 +331,10 @@ class BillingProjection(CreditModel, Projection):
 
     def _payment(self, db: ReadDB, r: EventRecord, outcome: str) -> dict:
         d, sub = r.data, self._sub(db, r)
-        db.execute(
-            "INSERT INTO payments (event_id, number, subscription_id, customer_id, currency,"
-            " amount, at, outcome, attempt, reason, reference, message)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self._payments.set(
+            self,
+            db,
+            r.event_id,
             (
                 r.event_id,
                 d["number"],
