@@ -91,3 +91,16 @@ def test_while_it_waits_the_worker_is_not_ready_and_says_why() -> None:
     assert health.not_ready() == ["relay: lost PostgreSQL"]
     health.running("relay")
     assert health.not_ready() == []
+
+
+def test_serve_collects_young_objects_less_often_and_the_older_ones_as_before() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        serve.fewer_collections()
+        assert gc.get_threshold() == (serve.GC_YOUNG, 10, 10)
+        assert serve.GC_YOUNG >= 10_000  # far fewer than Python's 700
+    finally:
+        gc.set_threshold(*before)
