@@ -34,6 +34,12 @@ _Client = TypeVar("_Client")
 SESSION_TIMEOUT_MS = 10_000
 JOIN_STUCK_S = 3 * SESSION_TIMEOUT_MS / 1000  # a join still unfinished after this: start over
 HEARTBEAT_MS = 2_000
+# How long the broker may hold a fetch that finds nothing new. kafka-python sends one fetch
+# at a time to a broker, and only for partitions whose records it has handed out: while one
+# partition's fetch waited on an idle or drained one, the next records of the others waited
+# too, up to the broker's default of 500 ms. A bare consumer reading 16,000 events measured
+# 19,000 or 33,000 events/s by whether it hit that wait; 33,000 every time at 100 ms.
+FETCH_WAIT_MS = 100
 CLOSE_TIMEOUT_MS = 5_000  # leaving a group we may no longer be in must not hang a worker
 
 
@@ -153,6 +159,7 @@ def consumer(
         "auto_offset_reset": "earliest",
         "isolation_level": "read_committed",
         "max_poll_records": 500,
+        "fetch_max_wait_ms": FETCH_WAIT_MS,
     }
     if group_id is not None:
         settings.update(session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=HEARTBEAT_MS)

@@ -107,6 +107,20 @@ def test_every_builder_refuses_a_bad_combination_before_connecting() -> None:
 URL = "postgresql://u:p%40ss@db.example:6543/events"
 
 
+def test_consumers_let_the_broker_hold_a_fetch_that_finds_nothing_only_briefly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """kafka-python sends one fetch at a time to a broker: a fetch held for a drained
+    partition held back the others' records too (500 ms by default)."""
+    made: list[dict] = []
+    monkeypatch.setattr(k, "_open", lambda make, settings: made.append(settings))
+    config = Config(kafka_bootstrap="127.0.0.1:1")
+    k.consumer(config, None)
+    k.consumer(config, "group", max_poll_records=10)
+    assert [m["fetch_max_wait_ms"] for m in made] == [k.FETCH_WAIT_MS] * 2
+    assert k.FETCH_WAIT_MS <= 100
+
+
 def test_a_plain_event_store_url_keeps_eventsourcing_s_own_factory() -> None:
     env = Config(event_store=URL).ledger_env()
     assert env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
