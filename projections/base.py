@@ -101,7 +101,11 @@ class Projection:
         """Around many `apply`s in one transaction (a Kafka poll's, a feeder's batch): what
         the read model held back is written at the end (`flush`), before the caller's
         positions; if the block raises, it is forgotten (its transaction is undone anyway).
-        Applied one by one, outside a batch, every write is made at its own event."""
+        Applied one by one, outside a batch, every write is made at its own event. A batch
+        inside a batch is part of the outer one."""
+        if self.holding:
+            yield
+            return
         self.holding = True
         try:
             yield

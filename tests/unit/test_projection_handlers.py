@@ -321,3 +321,27 @@ def test_read_models_are_the_same_applied_one_by_one_or_in_batches(
     assert sum(len(rows) for rows in one_by_one["billing"].values()) > 300
     assert tables(7) == one_by_one
     assert tables(500) == one_by_one
+
+
+def test_a_batch_inside_a_batch_is_part_of_the_outer_one(tmp_path: Path) -> None:
+    """What the read model holds back is written once, at the end of the outer batch: an
+    inner one neither writes it early nor forgets it."""
+    from projections.exports import ExportsProjection
+
+    exports, db = ExportsProjection(), ReadDB(f"sqlite:///{tmp_path / 'read.sqlite'}")
+    try:
+        exports.create(db)
+        registered = EventRecord(event_id="e1", aggregate_type="Customer", type="Registered",
+                                 aggregate_id="a", version=1, at=T(2025, 1, 1),
+                                 meta={}, data={"customer_id": "c1"})  # fmt: skip
+        with db.transaction(), exports.batch(db):
+            with exports.batch(db):
+                exports.apply(db, registered)
+            assert db.query("SELECT COUNT(*) AS n FROM export_changes") == [{"n": 0}]
+            assert exports.holding
+        assert db.query("SELECT kind, record_id FROM export_changes") == [
+            {"kind": "customers", "record_id": "c1"}
+        ]
+        assert not exports.holding
+    finally:
+        db.close()
