@@ -93,7 +93,9 @@ def outcome_command(ledger: Any, gateway: PaymentGateway, record: EventRecord) -
     book, or a payment by hand took its place). Raises GatewayUnavailable when the gateway
     gave no answer: nothing is recorded then.
     """
-    sub = ledger.get(Subscription, UUID(record.aggregate_id))
+    # as the book is now: with the request at least (another process on the same data dir
+    # may have recorded it, and what came after it, since this one cached the subscription)
+    sub = ledger.get_at_least(Subscription, UUID(record.aggregate_id), record.version)
     if sub is None:
         raise LookupError(f"no subscription {record.aggregate_id} for {record.name}")
     d = record.data

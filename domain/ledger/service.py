@@ -406,6 +406,17 @@ class Ledger(Application[UUID]):
             return None
         return agg if isinstance(agg, cls) else None
 
+    def get_at_least(self, cls: type[A], id: UUID, version: int) -> A | None:
+        """The aggregate with at least its event `version` (one read in the store): a copy
+        cached before another process on the same embedded store recorded that event is
+        dropped and read again (embedded, the cache is not fast-forwarded)."""
+        agg = self.get(cls, id)
+        if agg is not None and agg.version < version and self.repository.cache is not None:
+            with contextlib.suppress(KeyError):
+                self.repository.cache.get(id, evict=True)
+            agg = self.get(cls, id)
+        return agg
+
     def customer_profile(self, customer_id: str) -> dict[str, Any]:
         customer = self.get(Customer, customer_uuid(customer_id))
         if customer is None:

@@ -176,3 +176,38 @@ def test_serve_refuses_the_payments_worker_on_postgresql_without_an_explicit_gat
     assert "payments" in serving.WORKERS
     # `serve` runs every worker unless told otherwise: invoices get paid, messages go out
     assert pipeline.DEFAULT_WORKERS.split(",") == list(serving.WORKERS)
+
+
+def test_a_request_another_process_recorded_is_checked_against_the_book_not_a_stale_copy(
+    tmp_path: Path,
+) -> None:
+    """Two processes on one data dir: the first cached the subscription before the second
+    renewed it and asked for a charge (its gateway did not answer). The first one's payments
+    settling must see that charge as pending; from its stale copy it saw none, moved the
+    settled position past it, and the invoice stayed open for good."""
+    from domain.identity import subscription_uuid
+    from domain.ports import GatewayUnavailable
+    from domain.subscription.aggregate import Subscription
+
+    first = Book.embedded(tmp_path / "book")
+    second = Book.embedded(tmp_path / "book")
+    try:
+        first.plan("basic", T(2024, 1, 1))
+        first.customer("ada", T(2024, 1, 1))
+        first.subscribe("sub", "ada", "basic", T(2024, 1, 2))
+        cached = first.ledger.get(Subscription, subscription_uuid("sub"))
+        assert cached is not None
+
+        def unavailable(**_: object) -> None:
+            raise GatewayUnavailable("the gateway did not answer")
+
+        second.ledger.gateway.charge = unavailable  # type: ignore[method-assign]
+        second.advance(T(2024, 2, 3))  # renewed: invoiced, a charge asked, no answer yet
+        (request,) = [r for r in second.records() if r.name == "Subscription.ChargeRequested"
+                      and r.version > cached.version]  # fmt: skip
+        command = outcome_command(first.ledger, first.ledger.gateway, request)
+        assert isinstance(command, c.RecordChargeOutcome)
+        assert (command.invoice_number, command.succeeded) == (request.data["number"], True)
+    finally:
+        second.close()
+        first.close()
