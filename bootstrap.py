@@ -172,8 +172,10 @@ class Config:
     def ledger_env(self) -> dict[str, str]:
         """eventsourcing's own settings for the event store this config names."""
         # The Ledger hands out cached aggregates without copying them and evicts whatever an
-        # uncommitted unit of work touched; fast-forwarding (a query per read) is only
-        # needed where other processes write the same store concurrently: PostgreSQL.
+        # uncommitted unit of work touched. Fast-forwarding (a query per read) is on for
+        # PostgreSQL; embedded, other processes on the same data dir may write too, but a
+        # stale copy's write is refused by the store's version check, and the one read that
+        # decides without writing (is a charge still pending?) asks `Ledger.get_at_least`.
         env = {
             "AGGREGATE_CACHE_MAXSIZE": str(self.aggregate_cache),
             "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",

@@ -225,14 +225,18 @@ class Ledger(Application[UUID]):
         cached (`discard_unrecorded`), so the redo does not replay the clock's or the
         invoice sequence's whole history; after any other failure everything goes.
         """
-        cache = self.repository.cache
-        if cache is None:
+        if self.repository.cache is None:
             return
         for aggregate_id, agg in uow.aggregates.items():
             if keep_unchanged and agg.discard_unrecorded():
                 continue
+            self._uncache(aggregate_id)
+
+    def _uncache(self, aggregate_id: UUID) -> None:
+        """Drop one aggregate from the cache, if it is there: the next read is the store's."""
+        if self.repository.cache is not None:
             with contextlib.suppress(KeyError):
-                cache.get(aggregate_id, evict=True)
+                self.repository.cache.get(aggregate_id, evict=True)
 
     def _apply(self, uow: UnitOfWork, command: c.Command) -> dict[str, Any]:
         receipt_id = receipt_uuid(command.command_id)
@@ -300,7 +304,7 @@ class Ledger(Application[UUID]):
         Each lookup would otherwise ask the store once: for what it has (an aggregate's
         history, or the events since the cached copy) or that it has nothing (a new
         command's receipt, a new customer). Only where the recorder can read many at once
-        (PostgreSQL; the embedded store reads in process and its cache never goes stale).
+        (PostgreSQL; the embedded store reads in process, one aggregate at a time).
         """
         if not self.reads_ahead:
             return
@@ -411,9 +415,8 @@ class Ledger(Application[UUID]):
         cached before another process on the same embedded store recorded that event is
         dropped and read again (embedded, the cache is not fast-forwarded)."""
         agg = self.get(cls, id)
-        if agg is not None and agg.version < version and self.repository.cache is not None:
-            with contextlib.suppress(KeyError):
-                self.repository.cache.get(id, evict=True)
+        if agg is not None and agg.version < version:
+            self._uncache(id)
             agg = self.get(cls, id)
         return agg
 
