@@ -24,7 +24,13 @@ from urllib.parse import urlsplit
 
 import psycopg2
 import pytest
+from hypothesis import settings
 from psycopg2 import sql
+
+# Property tests check behaviour, not speed (that is bench/'s): no per-example deadline,
+# which a loaded 2-core machine can overrun now and then (a test that fails sometimes)
+settings.register_profile("subledger", deadline=None)
+settings.load_profile("subledger")
 
 # kafka-python 3.0.x loads its protocol schemas with deprecated importlib.resources calls on
 # import: ~200 DeprecationWarnings of noise per run. Silence exactly those, then import it.
